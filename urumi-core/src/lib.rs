@@ -1,0 +1,15 @@
+//! # urumi-core
+//!
+//! Provision isolated WooCommerce stores on Kubernetes, embedded in your program.
+//!
+//! ```text
+//!  caller ──create(spec)──▶ Provisioner ──insert──▶ state::StateStore (SQLite / Postgres / memory)
+//!                              │                        ▲
+//!                              │ audit::AuditSink ◀─────┤ every step is recorded
+//!                              ▼                        │
+//!                        orchestrator ──claims a lease──┘
+//!                              │ Namespace → Guardrails → Credentials → Release → Readiness
+//!                              ▼
+//!                    Kubernetes API (server-side apply)  +  helm::HelmDriver (helm upgrade --install)
+//! ```
+#![forbid(unsafe_code)]
