@@ -1,0 +1,29 @@
+# The commands a newcomer needs; each is a thin wrapper over a script in tests/.
+.PHONY: cluster cluster-down postgres postgres-down test lint bench
+
+## cluster: start (or reuse) the local Kubernetes; prints the exports to eval
+cluster:
+	@tests/cluster/up
+
+## cluster-down: stop the local Kubernetes and remove its data
+cluster-down:
+	@tests/cluster/down
+
+## postgres: start (or reuse) PostgreSQL on loopback for the tests; prints the export
+postgres:
+	@tests/postgres/up
+
+postgres-down:
+	@tests/postgres/down
+
+## test: every test, against the real parts (starts what it needs)
+test:
+	@tests/all
+
+## lint: formatting and clippy, warnings denied
+lint:
+	@URUMI_TEST_STAGES=lint tests/all
+
+## bench: the benchmarks; each prints its figures and ratios
+bench:
+	@eval "$$(tests/postgres/up)" && cargo bench -p urumi-core --bench state
