@@ -13,3 +13,8 @@
 //!                    Kubernetes API (server-side apply)  +  helm::HelmDriver (helm upgrade --install)
 //! ```
 #![forbid(unsafe_code)]
+
+pub mod error;
+pub mod store;
+
+pub use error::{Error, ErrorKind, Result};
