@@ -1,0 +1,623 @@
+//! [`HelmCli`]: the [`HelmDriver`] that runs the real `helm` binary.
+//!
+//! ```text
+//!  call ──permit (semaphore, N)──▶ spawn helm (kill_on_drop) ──┬─ exit 0 ──▶ stdout
+//!                                       │ deadline             └─ exit ≠ 0 ▶ scrub(stderr) ▶ classify
+//!                                       └──▶ kill + reap ──▶ Timeout
+//! ```
+//!
+//! helm gets its own `--timeout` (for hooks), shorter than the deadline after which
+//! this driver kills it, so that normally helm ends on its own and records a `failed`
+//! revision rather than leaving a `pending-*` one behind.
+
+use std::ffi::OsString;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tokio::io::AsyncReadExt as _;
+use tokio::process::Command;
+use tokio::sync::Semaphore;
+
+use super::error::classify;
+use super::output::{parse_history, parse_release};
+use super::repair::{self, Repair};
+use super::{
+    HelmDriver, HelmError, HelmErrorKind, Release, ReleaseStatus, Revision, Scrubber,
+    UpgradeOptions,
+};
+
+/// How much of helm's stderr an error message keeps (its tail: helm's reason is last).
+const MAX_STDERR: usize = 4096;
+
+/// Builds a [`HelmCli`]. Every setting has a default; `build` cannot fail.
+#[derive(Debug, Clone)]
+pub struct HelmCliBuilder {
+    binary: PathBuf,
+    kubeconfig: Option<PathBuf>,
+    context: Option<String>,
+    timeout: Duration,
+    helm_timeout: Option<Duration>,
+    max_concurrent: usize,
+    values_dir: Option<PathBuf>,
+    history_max: u32,
+}
+
+impl Default for HelmCliBuilder {
+    fn default() -> Self {
+        Self {
+            binary: PathBuf::from("helm"),
+            kubeconfig: None,
+            context: None,
+            timeout: Duration::from_secs(300),
+            helm_timeout: None,
+            max_concurrent: 4,
+            values_dir: None,
+            history_max: 10,
+        }
+    }
+}
+
+impl HelmCliBuilder {
+    /// The `helm` binary: a path, or a name looked up in `PATH`. Default `helm`.
+    pub fn binary(mut self, binary: impl Into<PathBuf>) -> Self {
+        self.binary = binary.into();
+        self
+    }
+
+    /// The kubeconfig file, passed as `--kubeconfig`. Default: helm's own lookup
+    /// (`KUBECONFIG`, then `~/.kube/config`, then in-cluster).
+    pub fn kubeconfig(mut self, path: impl Into<PathBuf>) -> Self {
+        self.kubeconfig = Some(path.into());
+        self
+    }
+
+    /// The kubeconfig context, passed as `--kube-context`. Default: the current one.
+    pub fn context(mut self, context: impl Into<String>) -> Self {
+        self.context = Some(context.into());
+        self
+    }
+
+    /// The deadline of every helm process; at it the process is killed and the call
+    /// fails with [`HelmErrorKind::Timeout`]. Default 5 minutes.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// helm's own `--timeout` (how long it waits for hooks). Default: nine tenths of
+    /// [`timeout`](Self::timeout), so helm gives up, and records the failure, first.
+    pub fn helm_timeout(mut self, timeout: Duration) -> Self {
+        self.helm_timeout = Some(timeout);
+        self
+    }
+
+    /// How many helm processes may run at once; further calls wait their turn (the
+    /// wait does not count against the deadline). Default 4; at least 1.
+    pub fn max_concurrent(mut self, n: usize) -> Self {
+        self.max_concurrent = n.max(1);
+        self
+    }
+
+    /// Where values files are written (mode 0600, removed when the call ends).
+    /// Default: the system temporary directory.
+    pub fn values_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.values_dir = Some(dir.into());
+        self
+    }
+
+    /// How many revisions helm keeps per release (`--history-max`). Default 10.
+    pub fn history_max(mut self, n: u32) -> Self {
+        self.history_max = n;
+        self
+    }
+
+    /// The driver.
+    pub fn build(self) -> HelmCli {
+        let helm_timeout = self
+            .helm_timeout
+            .unwrap_or_else(|| self.timeout.mul_f64(0.9));
+        HelmCli {
+            inner: Arc::new(Inner {
+                permits: Semaphore::new(self.max_concurrent),
+                binary: self.binary,
+                kubeconfig: self.kubeconfig,
+                context: self.context,
+                timeout: self.timeout,
+                helm_timeout,
+                max_concurrent: self.max_concurrent,
+                values_dir: self.values_dir,
+                history_max: self.history_max,
+            }),
+        }
+    }
+}
+
+/// The [`HelmDriver`] that runs the `helm` binary. Cheap to clone (clones share the
+/// process limit).
+///
+/// ```no_run
+/// # use std::time::Duration;
+/// use urumi_core::helm::{HelmCli, HelmDriver, UpgradeOptions};
+/// # async fn demo() -> Result<(), urumi_core::helm::HelmError> {
+/// let helm = HelmCli::builder()
+///     .kubeconfig("/etc/urumi/kubeconfig")
+///     .timeout(Duration::from_secs(120))
+///     .max_concurrent(8)
+///     .build();
+/// let values = serde_json::json!({"wordpress": {"existingSecret": "shop1-credentials"}});
+/// let release = helm
+///     .upgrade_install("shop1", "store-shop1", "charts/woocommerce-store".as_ref(), values, &UpgradeOptions::new())
+///     .await?;
+/// println!("{} is {} at revision {}", release.name, release.status, release.revision);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct HelmCli {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    binary: PathBuf,
+    kubeconfig: Option<PathBuf>,
+    context: Option<String>,
+    timeout: Duration,
+    helm_timeout: Duration,
+    max_concurrent: usize,
+    permits: Semaphore,
+    values_dir: Option<PathBuf>,
+    history_max: u32,
+}
+
+impl Default for HelmCli {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One helm invocation: what it is about (for errors) and how to scrub its output.
+struct Call<'a> {
+    operation: &'static str,
+    release: &'a str,
+    namespace: &'a str,
+    scrubber: &'a Scrubber,
+}
+
+impl Call<'_> {
+    fn error(&self, kind: HelmErrorKind, message: impl Into<String>) -> HelmError {
+        HelmError::new(kind, self.operation, self.release, self.namespace, message)
+    }
+}
+
+impl HelmCli {
+    /// A driver with every default: `helm` from `PATH`, helm's kubeconfig lookup.
+    pub fn new() -> Self {
+        HelmCliBuilder::default().build()
+    }
+
+    /// A builder to configure the driver.
+    pub fn builder() -> HelmCliBuilder {
+        HelmCliBuilder::default()
+    }
+
+    /// The deadline of every helm process.
+    pub fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    /// How many helm processes may run at once.
+    pub fn max_concurrent(&self) -> usize {
+        self.inner.max_concurrent
+    }
+
+    fn helm_timeout_arg(&self) -> OsString {
+        let ms = self.inner.helm_timeout.as_millis().max(1000);
+        OsString::from(format!("{ms}ms"))
+    }
+
+    /// Runs helm with `args` (plus the namespace and cluster flags) under the process
+    /// limit and the deadline; returns stdout on exit 0.
+    async fn run(&self, call: &Call<'_>, args: Vec<OsString>) -> Result<Vec<u8>, HelmError> {
+        let inner = &self.inner;
+        let _permit =
+            inner.permits.acquire().await.map_err(|_| {
+                call.error(HelmErrorKind::Failed, "the helm process pool is closed")
+            })?;
+
+        let mut cmd = Command::new(&inner.binary);
+        cmd.args(args).arg("--namespace").arg(call.namespace);
+        if let Some(kubeconfig) = &inner.kubeconfig {
+            cmd.arg("--kubeconfig").arg(kubeconfig);
+        }
+        if let Some(context) = &inner.context {
+            cmd.arg("--kube-context").arg(context);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+
+        let started = Instant::now();
+        let mut child = cmd.spawn().map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    " (not found: install helm or set HelmCliBuilder::binary)"
+                }
+                std::io::ErrorKind::PermissionDenied => " (not executable)",
+                _ => "",
+            };
+            call.error(
+                HelmErrorKind::Binary,
+                format!("cannot run {}{hint}: {e}", inner.binary.display()),
+            )
+        })?;
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let finished = tokio::time::timeout(inner.timeout, async {
+            tokio::join!(child.wait(), read_all(stdout), read_all(stderr))
+        })
+        .await;
+        let (status, stdout, stderr) = match finished {
+            Ok(done) => done,
+            Err(_elapsed) => {
+                // Kill and reap before returning, so no helm is left working on the
+                // release when the caller decides what to do next.
+                if let Err(e) = child.kill().await {
+                    tracing::warn!(operation = call.operation, release = call.release, error = %e, "could not kill helm");
+                }
+                tracing::warn!(
+                    operation = call.operation,
+                    release = call.release,
+                    namespace = call.namespace,
+                    timeout_ms = duration_ms(inner.timeout),
+                    "helm outlived its deadline and was killed"
+                );
+                return Err(HelmError::timeout(
+                    call.operation,
+                    call.release,
+                    call.namespace,
+                    inner.timeout,
+                ));
+            }
+        };
+        let elapsed_ms = duration_ms(started.elapsed());
+        let status = status
+            .map_err(|e| call.error(HelmErrorKind::Failed, format!("waiting for helm: {e}")))?;
+        let stdout = stdout.map_err(|e| {
+            call.error(HelmErrorKind::Failed, format!("reading helm's output: {e}"))
+        })?;
+        let stderr = String::from_utf8_lossy(&stderr.unwrap_or_default()).into_owned();
+
+        if status.success() {
+            tracing::debug!(
+                operation = call.operation,
+                release = call.release,
+                namespace = call.namespace,
+                elapsed_ms,
+                "helm finished"
+            );
+            return Ok(stdout);
+        }
+        let message = stderr_message(&call.scrubber.scrub(&stderr), status);
+        let kind = classify(&message);
+        tracing::debug!(
+            operation = call.operation,
+            release = call.release,
+            namespace = call.namespace,
+            elapsed_ms,
+            kind = kind.as_str(),
+            "helm failed"
+        );
+        Err(call.error(kind, message))
+    }
+
+    async fn history_of(
+        &self,
+        call: &Call<'_>,
+        max: Option<u32>,
+    ) -> Result<Vec<Revision>, HelmError> {
+        let mut args: Vec<OsString> = vec![
+            "history".into(),
+            call.release.into(),
+            "--output".into(),
+            "json".into(),
+        ];
+        if let Some(max) = max {
+            args.push("--max".into());
+            args.push(max.to_string().into());
+        }
+        match self.run(call, args).await {
+            Ok(stdout) => parse_history(&stdout)
+                .map_err(|e| call.error(HelmErrorKind::Output, format!("helm history: {}", e.0))),
+            Err(e) if e.kind() == HelmErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn uninstall_release(&self, call: &Call<'_>) -> Result<(), HelmError> {
+        let args: Vec<OsString> = vec![
+            "uninstall".into(),
+            call.release.into(),
+            "--ignore-not-found".into(),
+            "--timeout".into(),
+            self.helm_timeout_arg(),
+        ];
+        match self.run(call, args).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == HelmErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn rollback_release(&self, call: &Call<'_>, revision: u32) -> Result<(), HelmError> {
+        let args: Vec<OsString> = vec![
+            "rollback".into(),
+            call.release.into(),
+            revision.to_string().into(),
+            "--timeout".into(),
+            self.helm_timeout_arg(),
+            "--history-max".into(),
+            self.inner.history_max.to_string().into(),
+        ];
+        self.run(call, args).await.map(drop)
+    }
+
+    /// Writes the values to a fresh 0600 file; it is removed when the handle drops.
+    fn write_values(
+        &self,
+        call: &Call<'_>,
+        values: &serde_json::Value,
+    ) -> Result<tempfile::NamedTempFile, HelmError> {
+        let fail = |what: &str, e: std::io::Error| {
+            call.error(
+                HelmErrorKind::Failed,
+                format!("{what} the values file: {e}"),
+            )
+        };
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("urumi-values-").suffix(".json");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            builder.permissions(std::fs::Permissions::from_mode(0o600));
+        }
+        let mut file = match &self.inner.values_dir {
+            Some(dir) => builder.tempfile_in(dir),
+            None => builder.tempfile(),
+        }
+        .map_err(|e| fail("creating", e))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = file
+                .as_file()
+                .metadata()
+                .map_err(|e| fail("checking", e))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(call.error(
+                    HelmErrorKind::Failed,
+                    format!(
+                        "the values file was created with mode {:o}, not 600",
+                        mode & 0o777
+                    ),
+                ));
+            }
+        }
+        serde_json::to_writer(&mut file, values)
+            .map_err(|e| fail("writing", std::io::Error::other(e.to_string())))?;
+        file.flush().map_err(|e| fail("writing", e))?;
+        Ok(file)
+    }
+}
+
+async fn read_all<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    if let Some(mut pipe) = pipe {
+        pipe.read_to_end(&mut buf).await?;
+    }
+    Ok(buf)
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The tail of helm's (scrubbed) stderr, without kubeconfig-permission noise.
+fn stderr_message(stderr: &str, status: std::process::ExitStatus) -> String {
+    let kept: Vec<&str> = stderr
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty() && !l.starts_with("WARNING: Kubernetes configuration file is"))
+        .collect();
+    let text = kept.join("\n");
+    if text.is_empty() {
+        return match status.code() {
+            Some(code) => format!("helm exited with status {code} and printed no reason"),
+            None => "helm was killed by a signal".to_owned(),
+        };
+    }
+    if text.len() <= MAX_STDERR {
+        return text;
+    }
+    let mut start = text.len() - MAX_STDERR;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &text[start..])
+}
+
+#[async_trait]
+impl HelmDriver for HelmCli {
+    async fn upgrade_install(
+        &self,
+        release: &str,
+        namespace: &str,
+        chart: &Path,
+        values: serde_json::Value,
+        opts: &UpgradeOptions,
+    ) -> Result<Release, HelmError> {
+        let scrubber = Scrubber::from_values(&values, opts.secret_strings());
+        let call = Call {
+            operation: "upgrade",
+            release,
+            namespace,
+            scrubber: &scrubber,
+        };
+        let values = match values {
+            serde_json::Value::Null => serde_json::Value::Object(serde_json::Map::new()),
+            v @ serde_json::Value::Object(_) => v,
+            _ => {
+                return Err(call.error(HelmErrorKind::Rejected, "values must be a JSON object"));
+            }
+        };
+        if tokio::fs::metadata(chart).await.is_err() {
+            return Err(call.error(
+                HelmErrorKind::Rejected,
+                format!(
+                    "no chart at {} (a chart directory or a packaged .tgz)",
+                    chart.display()
+                ),
+            ));
+        }
+
+        let history = self
+            .history_of(
+                &Call {
+                    operation: "history",
+                    ..call
+                },
+                None,
+            )
+            .await?;
+        match repair::plan(&history) {
+            Repair::None => {}
+            Repair::Uninstall => {
+                let status = history
+                    .last()
+                    .map(|r| r.status)
+                    .unwrap_or(ReleaseStatus::Unknown);
+                tracing::warn!(release, namespace, %status, "uninstalling a release an interrupted helm run left behind");
+                self.uninstall_release(&Call {
+                    operation: "uninstall",
+                    ..call
+                })
+                .await?;
+            }
+            Repair::Rollback(revision) => {
+                let status = history
+                    .last()
+                    .map(|r| r.status)
+                    .unwrap_or(ReleaseStatus::Unknown);
+                tracing::warn!(release, namespace, %status, revision, "rolling back a release an interrupted helm run left behind");
+                self.rollback_release(
+                    &Call {
+                        operation: "rollback",
+                        ..call
+                    },
+                    revision,
+                )
+                .await?;
+            }
+        }
+
+        let values_file = self.write_values(&call, &values)?;
+        let mut args: Vec<OsString> = vec![
+            "upgrade".into(),
+            "--install".into(),
+            release.into(),
+            chart.into(),
+            "--values".into(),
+            values_file.path().into(),
+            "--reset-values".into(),
+            "--output".into(),
+            "json".into(),
+            "--timeout".into(),
+            self.helm_timeout_arg(),
+            "--history-max".into(),
+            self.inner.history_max.to_string().into(),
+        ];
+        if let Some(description) = opts.description_text() {
+            args.push("--description".into());
+            args.push(description.into());
+        }
+        let outcome = self.run(&call, args).await;
+        if let Err(e) = values_file.close() {
+            tracing::warn!(release, namespace, error = %e, "could not remove the values file");
+        }
+        let stdout = outcome?;
+        parse_release(&stdout)
+            .map_err(|e| call.error(HelmErrorKind::Output, format!("helm upgrade: {}", e.0)))
+    }
+
+    async fn uninstall(&self, release: &str, namespace: &str) -> Result<(), HelmError> {
+        let scrubber = Scrubber::default();
+        self.uninstall_release(&Call {
+            operation: "uninstall",
+            release,
+            namespace,
+            scrubber: &scrubber,
+        })
+        .await
+    }
+
+    async fn status(
+        &self,
+        release: &str,
+        namespace: &str,
+    ) -> Result<Option<ReleaseStatus>, HelmError> {
+        let scrubber = Scrubber::default();
+        let call = Call {
+            operation: "status",
+            release,
+            namespace,
+            scrubber: &scrubber,
+        };
+        // `history --max 1` rather than `status`: same answer, and its JSON carries no
+        // values (no secrets) and no chart files.
+        let history = self.history_of(&call, Some(1)).await?;
+        Ok(history.last().map(|r| r.status))
+    }
+
+    async fn rollback(
+        &self,
+        release: &str,
+        namespace: &str,
+        revision: u32,
+    ) -> Result<(), HelmError> {
+        let scrubber = Scrubber::default();
+        self.rollback_release(
+            &Call {
+                operation: "rollback",
+                release,
+                namespace,
+                scrubber: &scrubber,
+            },
+            revision,
+        )
+        .await
+    }
+
+    async fn history(&self, release: &str, namespace: &str) -> Result<Vec<Revision>, HelmError> {
+        let scrubber = Scrubber::default();
+        self.history_of(
+            &Call {
+                operation: "history",
+                release,
+                namespace,
+                scrubber: &scrubber,
+            },
+            None,
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+#[path = "cli_tests.rs"]
+mod tests;
