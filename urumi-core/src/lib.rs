@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod helm;
 pub mod store;
 
 pub use error::{Error, ErrorKind, Result};
