@@ -1,0 +1,250 @@
+//! The helm conformance suite (`urumi_core::helm::conformance`) run by `HelmCli`
+//! against the real `helm` and the local Kubernetes cluster: one test per case, each in
+//! a namespace of its own that is deleted afterwards.
+//!
+//! Needs the cluster: from the repository root, `eval "$(tests/cluster/up)"` exports
+//! `KUBECONFIG` and puts `helm` on `PATH`. Without `KUBECONFIG` every test fails,
+//! saying so; none is skipped.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use urumi_core::helm::conformance::{self, Fixture};
+use urumi_core::helm::{HelmCli, HelmDriver, ReleaseStatus, UpgradeOptions};
+
+fn kubeconfig() -> PathBuf {
+    match std::env::var_os("KUBECONFIG") {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => panic!(
+            "KUBECONFIG is not set: these tests need the local cluster. From the repository \
+             root run `eval \"$(tests/cluster/up)\"` (it exports KUBECONFIG and puts helm on \
+             PATH), then run the tests again."
+        ),
+    }
+}
+
+/// The real helm binary, found on `PATH` as `tests/cluster/up` puts it there.
+fn helm_binary() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|dir| dir.join("helm"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!("no helm on PATH: run `eval \"$(tests/cluster/up)\"` from the repository root")
+        })
+}
+
+fn chart_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/helm/probe")
+}
+
+/// The probe chart packaged once per test binary with `helm package`.
+fn chart_tgz() -> PathBuf {
+    static TGZ: OnceLock<PathBuf> = OnceLock::new();
+    TGZ.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("urumi-helm-probe-")
+            .tempdir()
+            .expect("tempdir")
+            .keep();
+        let out = std::process::Command::new(helm_binary())
+            .arg("package")
+            .arg(chart_dir())
+            .arg("--destination")
+            .arg(&dir)
+            .output()
+            .expect("run helm package");
+        assert!(
+            out.status.success(),
+            "helm package failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir.join("probe-0.1.0.tgz")
+    })
+    .clone()
+}
+
+fn driver() -> Arc<dyn HelmDriver> {
+    Arc::new(
+        HelmCli::builder()
+            .binary(helm_binary())
+            .kubeconfig(kubeconfig())
+            .timeout(Duration::from_secs(120))
+            .build(),
+    )
+}
+
+/// Runs `case` in a fresh namespace, deletes the namespace, then reports the case's
+/// outcome (a panic in the case fails the test after the cleanup).
+async fn in_namespace<F, Fut>(case: &str, run: F)
+where
+    F: FnOnce(Fixture) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    kubeconfig();
+    let client = kube::Client::try_default()
+        .await
+        .unwrap_or_else(|e| panic!("kube client from KUBECONFIG: {e}"));
+    let namespaces: Api<Namespace> = Api::all(client);
+    let name = format!("helm-{case}-{:08x}", rand_suffix());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            labels: Some([("urumi.test/suite".to_owned(), "helm".to_owned())].into()),
+            ..ObjectMeta::default()
+        },
+        ..Namespace::default()
+    };
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
+    let fixture = Fixture {
+        namespace: name.clone(),
+        chart_dir: chart_dir(),
+        chart_tgz: chart_tgz(),
+    };
+    let started = Instant::now();
+    let outcome = tokio::spawn(run(fixture)).await;
+    eprintln!("case {case}: {} ms", started.elapsed().as_millis());
+    if let Err(e) = namespaces.delete(&name, &DeleteParams::background()).await {
+        eprintln!("could not delete namespace {name}: {e}");
+    }
+    if let Err(e) = outcome {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("case {case} did not finish: {e}"),
+        }
+    }
+}
+
+fn rand_suffix() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    nanos ^ std::process::id().rotate_left(16)
+}
+
+#[tokio::test]
+async fn missing_release_has_no_status() {
+    in_namespace("missing", |fx| async move {
+        conformance::case_missing_release_has_no_status(driver(), &fx).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn install_then_status() {
+    in_namespace("install", |fx| async move {
+        conformance::case_install_then_status(driver(), &fx).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn upgrade_is_idempotent() {
+    in_namespace("idempotent", |fx| async move {
+        conformance::case_upgrade_is_idempotent(driver(), &fx).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn packaged_chart_installs() {
+    in_namespace("tgz", |fx| async move {
+        conformance::case_packaged_chart_installs(driver(), &fx).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn uninstall_twice_is_ok() {
+    in_namespace("uninstall", |fx| async move {
+        conformance::case_uninstall_twice_is_ok(driver(), &fx).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn render_failure_is_permanent_and_secret_free() {
+    in_namespace("render", |fx| async move {
+        conformance::case_render_failure_is_permanent_and_secret_free(driver(), &fx).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn schema_violation_is_permanent() {
+    in_namespace("schema", |fx| async move {
+        conformance::case_schema_violation_is_permanent(driver(), &fx).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn rollback_restores_a_revision() {
+    in_namespace("rollback", |fx| async move {
+        conformance::case_rollback_restores_a_revision(driver(), &fx).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn interrupted_install_is_repaired() {
+    in_namespace("pending-install", |fx| async move {
+        conformance::case_interrupted_install_is_repaired(driver(), &fx).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn interrupted_upgrade_is_repaired() {
+    in_namespace("pending-upgrade", |fx| async move {
+        conformance::case_interrupted_upgrade_is_repaired(driver(), &fx).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cli_values_file_is_private_and_removed() {
+    in_namespace("values-file", |fx| async move {
+        conformance::case_cli_values_file_is_private_and_removed(&helm_binary(), &fx).await;
+    })
+    .await;
+}
+
+/// Not a conformance case: how long `upgrade_install` of the probe chart takes on this
+/// cluster (printed; run with `--nocapture` to see it). Fails only if absurdly slow.
+#[tokio::test]
+async fn upgrade_install_timing() {
+    in_namespace("timing", |fx| async move {
+        let driver = driver();
+        let mut timings = Vec::new();
+        for round in 0..4 {
+            let values = serde_json::json!({"message": format!("round {round}")});
+            let started = Instant::now();
+            let release = driver
+                .upgrade_install("probe", &fx.namespace, &fx.chart_dir, values, &UpgradeOptions::new())
+                .await
+                .unwrap_or_else(|e| panic!("upgrade_install round {round}: {e}"));
+            timings.push(started.elapsed().as_millis());
+            assert_eq!(release.status, ReleaseStatus::Deployed);
+        }
+        let started = Instant::now();
+        let status = driver.status("probe", &fx.namespace).await;
+        let status_ms = started.elapsed().as_millis();
+        assert_eq!(status, Ok(Some(ReleaseStatus::Deployed)));
+        eprintln!(
+            "upgrade_install of the probe chart: install {} ms, upgrades {:?} ms; status {status_ms} ms",
+            timings[0],
+            &timings[1..]
+        );
+        assert!(timings.iter().all(|&ms| ms < 60_000), "{timings:?}");
+    })
+    .await;
+}
