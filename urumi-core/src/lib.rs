@@ -14,7 +14,9 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod engine;
 pub mod error;
+pub mod guardrails;
 pub mod helm;
 pub mod store;
 

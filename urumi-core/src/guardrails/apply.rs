@@ -1,0 +1,242 @@
+//! The edge that talks to the API server: server-side apply of the pure builders'
+//! objects, create-if-absent of the credentials Secret, reading it back.
+//!
+//! ```text
+//!  builders ──obj──▶ Api<K>::patch(name, PatchParams::apply("urumi").force(), Patch::Apply(obj))
+//!                        └──▶ Applied { "Kind/name" → resourceVersion }
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+use futures::future::try_join_all;
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Secret};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::credentials::{AdminCredentials, Credentials, CredentialsLayout, credentials_secret};
+use super::network::{NetworkProfile, network_policies};
+use super::objects::{limit_range, namespace, resource_quota};
+use super::{FIELD_MANAGER, GuardrailsConfig, StoreContext};
+use crate::error::{Error, Result};
+
+/// What an apply left in the cluster: `"Kind/name"` → `resourceVersion` of every
+/// object it applied. Two applies of the same store yield equal maps when the second
+/// changed nothing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// `"Kind/name"` → `resourceVersion`.
+    pub resource_versions: BTreeMap<String, String>,
+}
+
+impl Applied {
+    fn record<K: Resource<DynamicType = ()>>(&mut self, obj: &K) {
+        self.resource_versions.insert(
+            format!("{}/{}", K::kind(&()), obj.name_any()),
+            obj.resource_version().unwrap_or_default(),
+        );
+    }
+
+    fn merge(&mut self, other: Applied) {
+        self.resource_versions.extend(other.resource_versions);
+    }
+}
+
+/// What [`Guardrails::ensure_credentials`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialsOutcome {
+    /// The Secret did not exist; it was created with fresh values.
+    Created,
+    /// The Secret existed with every key; nothing was changed.
+    Existing,
+    /// The Secret existed without some keys; only those were added (named here),
+    /// the values already there were kept.
+    Completed {
+        /// The keys that were added.
+        added: Vec<String>,
+    },
+}
+
+/// Applies a store's guardrails through a [`kube::Client`]. Cheap to clone.
+///
+/// Every method is idempotent and safe to call again after it failed or was
+/// cancelled. Errors: `Kubernetes` for API failures (retryable when transient: 409,
+/// 429, 5xx, connection errors; see [`crate::Error::is_retryable`]).
+#[derive(Clone)]
+pub struct Guardrails {
+    client: Client,
+    cfg: GuardrailsConfig,
+}
+
+impl Debug for Guardrails {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guardrails")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+async fn apply<K>(api: &Api<K>, obj: &K) -> Result<K>
+where
+    K: Resource + Clone + Debug + Serialize + DeserializeOwned,
+{
+    let name = obj.meta().name.clone().unwrap_or_default();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    Ok(api.patch(&name, &params, &Patch::Apply(obj)).await?)
+}
+
+impl Guardrails {
+    /// Guardrails over `client` laid out by `cfg`.
+    pub fn new(client: Client, cfg: GuardrailsConfig) -> Self {
+        Guardrails { client, cfg }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GuardrailsConfig {
+        &self.cfg
+    }
+
+    /// Creates or updates the store's Namespace (labels, Pod Security). Idempotent.
+    pub async fn apply_namespace(&self, ctx: &StoreContext) -> Result<Applied> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        let ns = apply(&api, &namespace(ctx, &self.cfg)).await?;
+        let mut out = Applied::default();
+        out.record(&ns);
+        Ok(out)
+    }
+
+    /// Creates or updates the ResourceQuota, the LimitRange and the NetworkPolicies of
+    /// the store (its namespace must exist). Idempotent; the objects are applied
+    /// concurrently.
+    ///
+    /// Errors: `InvalidConfig` for a plan size that does not parse, plus API errors.
+    pub async fn apply_policies(
+        &self,
+        ctx: &StoreContext,
+        profile: &NetworkProfile,
+    ) -> Result<Applied> {
+        let ns = ctx.namespace.as_str();
+        let quotas: Api<ResourceQuota> = Api::namespaced(self.client.clone(), ns);
+        let limits: Api<LimitRange> = Api::namespaced(self.client.clone(), ns);
+        let netpols: Api<NetworkPolicy> = Api::namespaced(self.client.clone(), ns);
+        let rq = resource_quota(ctx);
+        let lr = limit_range(ctx)?;
+        let policies = network_policies(ctx, &self.cfg, profile);
+        let (rq, lr, nps) = futures::try_join!(
+            apply(&quotas, &rq),
+            apply(&limits, &lr),
+            try_join_all(policies.iter().map(|p| apply(&netpols, p))),
+        )?;
+        let mut out = Applied::default();
+        out.record(&rq);
+        out.record(&lr);
+        for np in &nps {
+            out.record(np);
+        }
+        Ok(out)
+    }
+
+    /// [`apply_namespace`](Self::apply_namespace) then
+    /// [`apply_policies`](Self::apply_policies).
+    pub async fn apply_all(&self, ctx: &StoreContext, profile: &NetworkProfile) -> Result<Applied> {
+        let mut out = self.apply_namespace(ctx).await?;
+        out.merge(self.apply_policies(ctx, profile).await?);
+        Ok(out)
+    }
+
+    /// Makes sure the store's credentials Secret exists with every key of `layout`,
+    /// without ever replacing a value already there (see [`super::credentials`]).
+    /// The namespace must exist.
+    ///
+    /// Idempotent: a second call returns [`CredentialsOutcome::Existing`] and the
+    /// passwords are unchanged. Errors: `Unavailable` if the OS random number
+    /// generator fails; `Kubernetes` (409 is retryable) for API failures.
+    pub async fn ensure_credentials(
+        &self,
+        ctx: &StoreContext,
+        layout: &CredentialsLayout,
+    ) -> Result<CredentialsOutcome> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), &ctx.namespace);
+        if let Some(existing) = api.get_opt(&layout.secret_name).await? {
+            return self.complete(&api, layout, &existing).await;
+        }
+        let values = layout.generate(layout.keys())?;
+        let secret = credentials_secret(ctx, layout, &values);
+        match api.create(&PostParams::default(), &secret).await {
+            Ok(_) => Ok(CredentialsOutcome::Created),
+            // Another caller created it between our GET and POST: keep theirs.
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                let existing = api.get(&layout.secret_name).await?;
+                self.complete(&api, layout, &existing).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn complete(
+        &self,
+        api: &Api<Secret>,
+        layout: &CredentialsLayout,
+        existing: &Secret,
+    ) -> Result<CredentialsOutcome> {
+        let have = Credentials::from_secret(existing);
+        let missing: Vec<&str> = layout.keys().filter(|k| have.get(k).is_none()).collect();
+        if missing.is_empty() {
+            return Ok(CredentialsOutcome::Existing);
+        }
+        let added = layout.generate(missing.iter().copied())?;
+        // A JSON merge patch adds keys and leaves the others alone; the resourceVersion
+        // makes it fail (409, retryable) if the Secret changed since we read it.
+        let patch = serde_json::json!({
+            "metadata": { "resourceVersion": existing.resource_version() },
+            "data": added.data(),
+        });
+        api.patch(
+            &layout.secret_name,
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await?;
+        Ok(CredentialsOutcome::Completed {
+            added: missing.into_iter().map(str::to_owned).collect(),
+        })
+    }
+
+    /// Every entry of the store's credentials Secret in `namespace`.
+    ///
+    /// Errors: `NotFound` when the Secret does not exist; API errors.
+    pub async fn read_credentials(
+        &self,
+        namespace: &str,
+        layout: &CredentialsLayout,
+    ) -> Result<Credentials> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        match api.get_opt(&layout.secret_name).await? {
+            Some(s) => Ok(Credentials::from_secret(&s)),
+            None => Err(Error::NotFound {
+                what: format!("Secret {namespace}/{}", layout.secret_name),
+            }),
+        }
+    }
+
+    /// The administrator's user name and password from the store's Secret.
+    ///
+    /// Errors: `NotFound` when the Secret does not exist; `Internal` when it lacks the
+    /// admin keys; API errors.
+    pub async fn read_admin_credentials(
+        &self,
+        namespace: &str,
+        layout: &CredentialsLayout,
+    ) -> Result<AdminCredentials> {
+        self.read_credentials(namespace, layout)
+            .await?
+            .admin(layout)
+    }
+
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
+}
