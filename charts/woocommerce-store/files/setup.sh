@@ -15,13 +15,14 @@
 #   WOOCOMMERCE_VERSION STOREFRONT_VERSION SAMPLE_PRODUCTS_FILE
 #   WEBHOOK_DELIVERY_URL (empty: no webhooks) WEBHOOK_SECRET WEBHOOK_TOPICS
 #   WORDPRESS_DB_HOST WORDPRESS_DB_NAME WORDPRESS_DB_USER WORDPRESS_DB_PASSWORD
-#   WAIT_SECONDS (default 600) PHP_MEMORY_LIMIT (default 256M)
+#   WAIT_SECONDS (default 600) PHP_MEMORY_LIMIT (default 256M) WP_CLI_PHAR
 set -eu
 
 WP_PATH=${WP_PATH:-/var/www/html}
 HELPERS=${HELPERS:-/opt/urumi}
 WAIT_SECONDS=${WAIT_SECONDS:-600}
 PHP_MEMORY_LIMIT=${PHP_MEMORY_LIMIT:-256M}
+WP_CLI_PHAR=${WP_CLI_PHAR:-/usr/local/bin/wp}
 
 log() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
@@ -36,7 +37,7 @@ done
 
 # wp-cli on the shared document root, with enough memory to unpack WooCommerce.
 wp() {
-  php -d memory_limit="$PHP_MEMORY_LIMIT" /usr/local/bin/wp --path="$WP_PATH" --no-color "$@"
+  php -d memory_limit="$PHP_MEMORY_LIMIT" "$WP_CLI_PHAR" --path="$WP_PATH" --no-color "$@"
 }
 
 wait_for() { # wait_for DESCRIPTION CMD...: retries CMD every 3s for WAIT_SECONDS
