@@ -104,7 +104,7 @@ pub fn bytes(s: &str) -> Result<u64, QuantityError> {
 
 /// Millicores as a quantity string: whole cores as `"2"`, otherwise `"500m"`.
 pub fn format_cpu(millis: u64) -> String {
-    if millis % 1000 == 0 {
+    if millis.is_multiple_of(1000) {
         (millis / 1000).to_string()
     } else {
         format!("{millis}m")
@@ -121,7 +121,7 @@ pub fn format_bytes(bytes: u64) -> String {
         ("Ki", 1 << 10),
     ];
     for (suffix, size) in UNITS {
-        if bytes != 0 && bytes % size == 0 {
+        if bytes != 0 && bytes.is_multiple_of(size) {
             return format!("{}{suffix}", bytes / size);
         }
     }
