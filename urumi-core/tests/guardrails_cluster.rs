@@ -402,3 +402,38 @@ async fn a_namespace_stuck_in_terminating_is_reported_with_its_reason() {
         .expect("deleted once released");
     let _ = cms.delete("held", &DeleteParams::default()).await;
 }
+
+#[tokio::test]
+async fn a_policy_no_longer_configured_is_removed() {
+    let (g, ctx) = setup("prune", Plan::Small).await;
+    let profile = woo().network();
+    g.apply_all(&ctx, &profile).await.expect("applied");
+    let closed = Guardrails::new(
+        client().await,
+        GuardrailsConfig {
+            internet_egress: false,
+            ..GuardrailsConfig::default()
+        },
+    );
+    let applied = closed.apply_all(&ctx, &profile).await.expect("re-applied");
+    assert!(
+        !applied
+            .resource_versions
+            .contains_key("NetworkPolicy/urumi-allow-egress-internet")
+    );
+    let nps = Api::<NetworkPolicy>::namespaced(client().await, &ctx.namespace);
+    assert!(
+        nps.get_opt("urumi-allow-egress-internet")
+            .await
+            .expect("get")
+            .is_none(),
+        "turning internet egress off must remove its policy"
+    );
+    assert!(
+        nps.get_opt("urumi-default-deny")
+            .await
+            .expect("get")
+            .is_some()
+    );
+    cleanup(&g, &ctx).await;
+}

@@ -12,7 +12,7 @@ use std::fmt::Debug;
 use futures::future::try_join_all;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -20,7 +20,9 @@ use serde::de::DeserializeOwned;
 use super::credentials::{AdminCredentials, Credentials, CredentialsLayout, credentials_secret};
 use super::network::{NetworkProfile, network_policies};
 use super::objects::{limit_range, namespace, resource_quota};
-use super::{FIELD_MANAGER, GuardrailsConfig, StoreContext};
+use super::{
+    FIELD_MANAGER, GuardrailsConfig, MANAGED_BY, MANAGED_BY_LABEL, STORE_LABEL, StoreContext,
+};
 use crate::error::{Error, Result};
 
 /// What an apply left in the cluster: `"Kind/name"` → `resourceVersion` of every
@@ -100,17 +102,29 @@ impl Guardrails {
     }
 
     /// Creates or updates the store's Namespace (labels, Pod Security). Idempotent.
+    ///
+    /// Errors: `Unavailable` (retryable) while a namespace of that name is still
+    /// terminating (a store re-created right after its deletion); API errors.
     pub async fn apply_namespace(&self, ctx: &StoreContext) -> Result<Applied> {
         let api: Api<Namespace> = Api::all(self.client.clone());
         let ns = apply(&api, &namespace(ctx, &self.cfg)).await?;
+        if ns.metadata.deletion_timestamp.is_some() {
+            return Err(Error::Unavailable {
+                message: format!(
+                    "namespace {} is still being deleted; retry once it is gone",
+                    ctx.namespace
+                ),
+            });
+        }
         let mut out = Applied::default();
         out.record(&ns);
         Ok(out)
     }
 
     /// Creates or updates the ResourceQuota, the LimitRange and the NetworkPolicies of
-    /// the store (its namespace must exist). Idempotent; the objects are applied
-    /// concurrently.
+    /// the store (its namespace must exist), and deletes urumi's NetworkPolicies of the
+    /// store that the configuration no longer asks for. Idempotent; the objects are
+    /// applied concurrently.
     ///
     /// Errors: `InvalidConfig` for a plan size that does not parse, plus API errors.
     pub async fn apply_policies(
@@ -136,7 +150,34 @@ impl Guardrails {
         for np in &nps {
             out.record(np);
         }
+        self.prune_policies(&netpols, ctx, &policies).await?;
         Ok(out)
+    }
+
+    /// Deletes urumi's NetworkPolicies of the store that are no longer wanted (e.g.
+    /// `urumi-allow-egress-internet` once internet egress is turned off).
+    async fn prune_policies(
+        &self,
+        api: &Api<NetworkPolicy>,
+        ctx: &StoreContext,
+        wanted: &[NetworkPolicy],
+    ) -> Result<()> {
+        let selector = format!("{MANAGED_BY_LABEL}={MANAGED_BY},{STORE_LABEL}={}", ctx.name);
+        let existing = api.list(&ListParams::default().labels(&selector)).await?;
+        for np in existing.items {
+            let name = np.name_any();
+            if wanted
+                .iter()
+                .all(|w| w.metadata.name.as_deref() != Some(name.as_str()))
+            {
+                match api.delete(&name, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
     }
 
     /// [`apply_namespace`](Self::apply_namespace) then
