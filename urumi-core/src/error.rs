@@ -181,6 +181,13 @@ pub enum Error {
         /// What is unavailable.
         message: String,
     },
+    /// A store could not be provisioned for a reason that retrying unchanged will not fix
+    /// (its setup Job failed, it was not ready in time); `message` says why, for a human.
+    #[error("{message}")]
+    Provisioning {
+        /// What went wrong, free of secrets.
+        message: String,
+    },
     /// A bug or an invariant broken; the message is safe to show, details go to logs.
     #[error("internal error: {message}")]
     Internal {
@@ -242,6 +249,7 @@ impl Error {
             }
             Error::Kubernetes(e) => kube_kind(e),
             Error::Unavailable { .. } => ErrorKind::Unavailable,
+            Error::Provisioning { .. } => ErrorKind::Internal,
             Error::Internal { .. } => ErrorKind::Internal,
         }
     }

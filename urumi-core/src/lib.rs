@@ -14,10 +14,13 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod engine;
 pub mod error;
 pub mod guardrails;
 pub mod helm;
+pub mod limits;
+pub mod state;
 pub mod store;
 
 pub use error::{Error, ErrorKind, Result};

@@ -1,0 +1,397 @@
+//! [`MemoryStore`]: everything in one mutex-guarded struct; gone when the process ends.
+//!
+//! ```text
+//!  any call ──lock(Inner)──▶ BTreeMap<name, Entry{store, lease}> + creations + idempotency + audit ──unlock
+//! ```
+//!
+//! One mutex makes every operation atomic, limits included. For tests, demos and
+//! embedding where persistence does not matter.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{
+    IdempotencyKey, InsertOptions, Lease, ListQuery, Page, StateStore, StoredResponse, cursor,
+    expiry,
+};
+use crate::audit::AuditQuery;
+use crate::error::{Error, Result};
+use crate::limits::Usage;
+use crate::store::{self, AuditEvent, Store, StoreName, TenantId};
+
+#[derive(Debug)]
+struct Entry {
+    store: Store,
+    lease: Option<(String, DateTime<Utc>)>,
+}
+
+#[derive(Debug, Clone)]
+struct IdemRecord {
+    request_hash: String,
+    response: Option<StoredResponse>,
+    created_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    stores: BTreeMap<StoreName, Entry>,
+    creations: HashMap<TenantId, Vec<DateTime<Utc>>>,
+    idempotency: HashMap<IdempotencyKey, IdemRecord>,
+    audit: Vec<AuditEvent>,
+}
+
+/// An in-process state store. Cheap to create; nothing survives the process.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave `Inner` half-written (every
+        // operation validates before it mutates), so a poisoned lock is still usable.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+fn lease_free(lease: &Option<(String, DateTime<Utc>)>, owner: &str, now: DateTime<Utc>) -> bool {
+    match lease {
+        None => true,
+        Some((o, exp)) => o == owner || *exp <= now,
+    }
+}
+
+fn idem_live(r: &IdemRecord, hash: &str, now: DateTime<Utc>) -> Result<Option<StoredResponse>> {
+    if r.request_hash != hash {
+        return Err(Error::IdempotencyMismatch);
+    }
+    match &r.response {
+        Some(resp) => Ok(Some(resp.clone())),
+        None if !super::rows::abandoned(r.created_at, now) => Err(Error::IdempotencyInProgress),
+        None => Ok(None),
+    }
+}
+
+#[async_trait]
+impl StateStore for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn insert(&self, store: &Store, opts: &InsertOptions) -> Result<Store> {
+        let now = store::now();
+        let mut inner = self.lock();
+        if inner.stores.contains_key(&store.name) {
+            return Err(Error::StoreExists {
+                name: store.name.to_string(),
+            });
+        }
+        if let Some(idem) = &opts.idempotency
+            && let Some(r) = inner.idempotency.get(&idem.key)
+            && r.expires_at > now
+        {
+            if r.request_hash != idem.request_hash {
+                return Err(Error::IdempotencyMismatch);
+            }
+            if r.response.is_some() {
+                return Err(Error::conflict("idempotency key already completed"));
+            }
+        }
+        let window_start = opts.limits.window_start(now);
+        let recent: Vec<DateTime<Utc>> = inner
+            .creations
+            .get(&store.tenant)
+            .map(|v| v.iter().copied().filter(|t| *t >= window_start).collect())
+            .unwrap_or_default();
+        let usage = Usage {
+            tenant_stores: inner
+                .stores
+                .values()
+                .filter(|e| e.store.tenant == store.tenant)
+                .count() as u64,
+            total_stores: inner.stores.len() as u64,
+            tenant_recent_creations: recent.len() as u64,
+            oldest_recent_creation: recent.iter().min().copied(),
+        };
+        opts.limits.check(&usage, now)?;
+
+        let mut stored = store.clone();
+        stored.version = 1;
+        stored.created_at = store::truncate_micros(stored.created_at);
+        stored.updated_at = store::truncate_micros(stored.updated_at);
+        let mut kept = recent;
+        kept.push(stored.created_at);
+        inner.creations.insert(store.tenant.clone(), kept);
+        if let Some(idem) = &opts.idempotency {
+            let created_at = inner
+                .idempotency
+                .get(&idem.key)
+                .filter(|r| r.expires_at > now)
+                .map_or(now, |r| r.created_at);
+            inner.idempotency.insert(
+                idem.key.clone(),
+                IdemRecord {
+                    request_hash: idem.request_hash.clone(),
+                    response: Some(idem.response.clone()),
+                    created_at,
+                    expires_at: expiry(created_at, super::IDEMPOTENCY_TTL)?,
+                },
+            );
+        }
+        inner.stores.insert(
+            stored.name.clone(),
+            Entry {
+                store: stored.clone(),
+                lease: None,
+            },
+        );
+        Ok(stored)
+    }
+
+    async fn get(&self, name: &StoreName) -> Result<Store> {
+        self.lock()
+            .stores
+            .get(name)
+            .map(|e| e.store.clone())
+            .ok_or_else(|| Error::store_not_found(name.as_str()))
+    }
+
+    async fn list(&self, query: &ListQuery) -> Result<Page<Store>> {
+        let limit = query.page_size()? as usize;
+        let pos = query.cursor.as_deref().map(cursor::decode).transpose()?;
+        let inner = self.lock();
+        let mut items: Vec<Store> = inner
+            .stores
+            .values()
+            .map(|e| &e.store)
+            .filter(|s| query.tenant.as_ref().is_none_or(|t| s.tenant == *t))
+            .filter(|s| query.status.is_none_or(|st| s.status == st))
+            .filter(|s| {
+                pos.as_ref()
+                    .is_none_or(|p| cursor::is_after(s.created_at, s.name.as_str(), p))
+            })
+            .cloned()
+            .collect();
+        items.sort_by(|a, b| (b.created_at, &b.name).cmp(&(a.created_at, &a.name)));
+        Ok(super::page_of(items, limit, |s| {
+            cursor::encode(s.created_at, s.name.as_str())
+        }))
+    }
+
+    async fn update(&self, store: &Store) -> Result<Store> {
+        let mut inner = self.lock();
+        let entry = inner
+            .stores
+            .get_mut(&store.name)
+            .ok_or_else(|| Error::store_not_found(store.name.as_str()))?;
+        if entry.store.version != store.version {
+            return Err(Error::conflict(format!(
+                "store {:?} was changed (version {} is stale; current is {})",
+                store.name.as_str(),
+                store.version,
+                entry.store.version
+            )));
+        }
+        let mut next = store.clone();
+        next.version += 1;
+        next.created_at = entry.store.created_at;
+        entry.store = next.clone();
+        Ok(next)
+    }
+
+    async fn delete(&self, name: &StoreName) -> Result<()> {
+        self.lock()
+            .stores
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| Error::store_not_found(name.as_str()))
+    }
+
+    async fn idempotency_begin(
+        &self,
+        key: &IdempotencyKey,
+        request_hash: &str,
+        ttl: Duration,
+    ) -> Result<Option<StoredResponse>> {
+        let now = store::now();
+        let mut inner = self.lock();
+        if let Some(r) = inner.idempotency.get(key).filter(|r| r.expires_at > now)
+            && let Some(resp) = idem_live(r, request_hash, now)?
+        {
+            return Ok(Some(resp));
+        }
+        inner.idempotency.insert(
+            key.clone(),
+            IdemRecord {
+                request_hash: request_hash.to_owned(),
+                response: None,
+                created_at: now,
+                expires_at: expiry(now, ttl)?,
+            },
+        );
+        Ok(None)
+    }
+
+    async fn idempotency_complete(
+        &self,
+        key: &IdempotencyKey,
+        response: &StoredResponse,
+    ) -> Result<()> {
+        let now = store::now();
+        let mut inner = self.lock();
+        match inner
+            .idempotency
+            .get_mut(key)
+            .filter(|r| r.expires_at > now)
+        {
+            Some(r) => {
+                r.response = Some(response.clone());
+                Ok(())
+            }
+            None => Err(Error::NotFound {
+                what: "idempotency key".to_owned(),
+            }),
+        }
+    }
+
+    async fn idempotency_release(&self, key: &IdempotencyKey) -> Result<()> {
+        let mut inner = self.lock();
+        if inner
+            .idempotency
+            .get(key)
+            .is_some_and(|r| r.response.is_none())
+        {
+            inner.idempotency.remove(key);
+        }
+        Ok(())
+    }
+
+    async fn idempotency_purge(&self) -> Result<u64> {
+        let now = store::now();
+        let mut inner = self.lock();
+        let before = inner.idempotency.len();
+        inner.idempotency.retain(|_, r| r.expires_at > now);
+        Ok((before - inner.idempotency.len()) as u64)
+    }
+
+    async fn claim_lease(&self, name: &StoreName, owner: &str, ttl: Duration) -> Result<Lease> {
+        let now = store::now();
+        let mut inner = self.lock();
+        let entry = inner
+            .stores
+            .get_mut(name)
+            .ok_or_else(|| Error::store_not_found(name.as_str()))?;
+        if !lease_free(&entry.lease, owner, now) {
+            return Err(Error::conflict(format!(
+                "store {:?} is leased by another worker",
+                name.as_str()
+            )));
+        }
+        let expires_at = expiry(now, ttl)?;
+        entry.lease = Some((owner.to_owned(), expires_at));
+        Ok(Lease {
+            store: name.clone(),
+            owner: owner.to_owned(),
+            expires_at,
+        })
+    }
+
+    async fn renew_lease(&self, name: &StoreName, owner: &str, ttl: Duration) -> Result<Lease> {
+        let now = store::now();
+        let mut inner = self.lock();
+        let entry = inner
+            .stores
+            .get_mut(name)
+            .ok_or_else(|| Error::store_not_found(name.as_str()))?;
+        match &entry.lease {
+            Some((o, _)) if o == owner => {
+                let expires_at = expiry(now, ttl)?;
+                entry.lease = Some((owner.to_owned(), expires_at));
+                Ok(Lease {
+                    store: name.clone(),
+                    owner: owner.to_owned(),
+                    expires_at,
+                })
+            }
+            _ => Err(Error::conflict(format!(
+                "lease on store {:?} is not held by {owner:?}",
+                name.as_str()
+            ))),
+        }
+    }
+
+    async fn release_lease(&self, name: &StoreName, owner: &str) -> Result<()> {
+        let mut inner = self.lock();
+        if let Some(entry) = inner.stores.get_mut(name)
+            && entry.lease.as_ref().is_some_and(|(o, _)| o == owner)
+        {
+            entry.lease = None;
+        }
+        Ok(())
+    }
+
+    async fn claim_next(&self, owner: &str, ttl: Duration, limit: u32) -> Result<Vec<Store>> {
+        let now = store::now();
+        let expires_at = expiry(now, ttl)?;
+        let mut inner = self.lock();
+        let mut candidates: Vec<&mut Entry> = inner
+            .stores
+            .values_mut()
+            .filter(|e| !e.store.status.is_at_rest())
+            .filter(|e| e.lease.as_ref().is_none_or(|(_, exp)| *exp <= now))
+            .collect();
+        candidates.sort_by_key(|e| (e.store.updated_at, e.store.name.clone()));
+        Ok(candidates
+            .into_iter()
+            .take(limit as usize)
+            .map(|e| {
+                e.lease = Some((owner.to_owned(), expires_at));
+                e.store.clone()
+            })
+            .collect())
+    }
+
+    async fn append_audit(&self, event: &AuditEvent) -> Result<()> {
+        let mut inner = self.lock();
+        if !inner.audit.iter().any(|e| e.id == event.id) {
+            let mut e = event.clone();
+            e.at = store::truncate_micros(e.at);
+            inner.audit.push(e);
+        }
+        Ok(())
+    }
+
+    async fn query_audit(&self, query: &AuditQuery) -> Result<Page<AuditEvent>> {
+        let limit = query.page_size()? as usize;
+        let pos = query.cursor.as_deref().map(cursor::decode).transpose()?;
+        let inner = self.lock();
+        let mut items: Vec<AuditEvent> = inner
+            .audit
+            .iter()
+            .filter(|e| query.matches(e))
+            .filter(|e| {
+                pos.as_ref()
+                    .is_none_or(|p| cursor::is_after(e.at, &e.id.to_string(), p))
+            })
+            .cloned()
+            .collect();
+        items.sort_by_key(|e| std::cmp::Reverse((e.at, e.id)));
+        Ok(super::page_of(items, limit, |e| {
+            cursor::encode(e.at, &e.id.to_string())
+        }))
+    }
+
+    async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+}
