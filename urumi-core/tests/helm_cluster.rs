@@ -11,8 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
 use urumi_core::helm::conformance::{self, Fixture};
 use urumi_core::helm::{HelmCli, HelmDriver, ReleaseStatus, UpgradeOptions};
 
@@ -78,6 +76,22 @@ fn driver() -> Arc<dyn HelmDriver> {
     )
 }
 
+/// Runs kubectl (from `PATH`, as `tests/cluster/up` puts it there) against the cluster.
+async fn kubectl(args: &[&str]) -> Result<(), String> {
+    let out = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig())
+        .args(args)
+        .output()
+        .await
+        .map_err(|e| format!("cannot run kubectl: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
 /// Runs `case` in a fresh namespace, deletes the namespace, then reports the case's
 /// outcome (a panic in the case fails the test after the cleanup).
 async fn in_namespace<F, Fut>(case: &str, run: F)
@@ -86,21 +100,8 @@ where
     Fut: Future<Output = ()> + Send + 'static,
 {
     kubeconfig();
-    let client = kube::Client::try_default()
-        .await
-        .unwrap_or_else(|e| panic!("kube client from KUBECONFIG: {e}"));
-    let namespaces: Api<Namespace> = Api::all(client);
     let name = format!("helm-{case}-{:08x}", rand_suffix());
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            labels: Some([("urumi.test/suite".to_owned(), "helm".to_owned())].into()),
-            ..ObjectMeta::default()
-        },
-        ..Namespace::default()
-    };
-    namespaces
-        .create(&PostParams::default(), &ns)
+    kubectl(&["create", "namespace", &name])
         .await
         .unwrap_or_else(|e| panic!("create namespace {name}: {e}"));
     let fixture = Fixture {
@@ -111,7 +112,7 @@ where
     let started = Instant::now();
     let outcome = tokio::spawn(run(fixture)).await;
     eprintln!("case {case}: {} ms", started.elapsed().as_millis());
-    if let Err(e) = namespaces.delete(&name, &DeleteParams::background()).await {
+    if let Err(e) = kubectl(&["delete", "namespace", &name, "--wait=false"]).await {
         eprintln!("could not delete namespace {name}: {e}");
     }
     if let Err(e) = outcome {

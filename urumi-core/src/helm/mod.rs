@@ -276,7 +276,8 @@ pub trait HelmDriver: Send + Sync {
         namespace: &str,
     ) -> Result<Option<ReleaseStatus>, HelmError>;
 
-    /// Rolls `release` back to `revision`, recording a new revision.
+    /// Rolls `release` back to `revision`, recording a new revision (`revision` 0
+    /// means the one before the latest, as with `helm rollback`).
     ///
     /// Not idempotent in the revision count (each call records one), but rolling back
     /// to the same revision twice leaves the same objects. Errors:
