@@ -53,7 +53,7 @@ impl Scrubber {
         Self { secrets }
     }
 
-    /// `text` with every secret replaced by [`REDACTED`].
+    /// `text` with every secret replaced by `[REDACTED]`.
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.to_owned();
         for secret in &self.secrets {
