@@ -26,6 +26,7 @@ async fn race(
     stores: Vec<Store>,
     opts: InsertOptions,
 ) -> Vec<Result<Store>> {
+    super::warm_up(store).await;
     let tasks = stores.into_iter().map(|s| {
         let store = Arc::clone(store);
         let opts = opts.clone();

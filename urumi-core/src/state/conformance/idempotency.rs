@@ -78,6 +78,7 @@ pub async fn case_idempotency_replays_and_refuses_mismatch(store: Arc<dyn StateS
 }
 
 pub async fn case_idempotency_concurrent_begin_has_one_owner(store: Arc<dyn StateStore>) {
+    super::warm_up(&store).await;
     let tasks = (0..20).map(|_| {
         let store = Arc::clone(&store);
         tokio::spawn(async move {

@@ -143,6 +143,7 @@ pub async fn case_claim_next_concurrent_workers_are_disjoint(store: Arc<dyn Stat
     for i in 0..30 {
         insert_ok(&store, &mk_store(&format!("job-{i}"), "acme")).await;
     }
+    super::warm_up(&store).await;
     let tasks = (0..6).map(|w| {
         let store = Arc::clone(&store);
         tokio::spawn(async move { store.claim_next(&format!("worker-{w}"), LONG, 8).await })

@@ -77,3 +77,19 @@ pub(crate) async fn set_status(store: &Arc<dyn StateStore>, n: &str, status: Sta
     s.status = status;
     store.update(&s).await.expect("status update")
 }
+
+/// Opens as many pooled connections as the backend allows, so that the concurrent
+/// operations that follow really overlap instead of queueing behind one connection
+/// being set up (without this, a missing lock can go unnoticed).
+pub(crate) async fn warm_up(store: &Arc<dyn StateStore>) {
+    let pings = (0..50).map(|_| {
+        let store = Arc::clone(store);
+        tokio::spawn(async move {
+            store.ping().await.expect("ping");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        })
+    });
+    for p in futures::future::join_all(pings).await {
+        p.expect("ping task");
+    }
+}
