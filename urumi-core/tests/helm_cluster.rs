@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use urumi_core::helm::conformance::{self, Fixture};
-use urumi_core::helm::{HelmCli, HelmDriver, ReleaseStatus, UpgradeOptions};
+use urumi_core::helm::{HelmCli, HelmCliBuilder, HelmDriver, ReleaseStatus, UpgradeOptions};
 
 fn kubeconfig() -> PathBuf {
     match std::env::var_os("KUBECONFIG") {
@@ -66,14 +66,15 @@ fn chart_tgz() -> PathBuf {
     .clone()
 }
 
+fn cli() -> HelmCliBuilder {
+    HelmCli::builder()
+        .binary(helm_binary())
+        .kubeconfig(kubeconfig())
+        .timeout(Duration::from_secs(120))
+}
+
 fn driver() -> Arc<dyn HelmDriver> {
-    Arc::new(
-        HelmCli::builder()
-            .binary(helm_binary())
-            .kubeconfig(kubeconfig())
-            .timeout(Duration::from_secs(120))
-            .build(),
-    )
+    Arc::new(cli().build())
 }
 
 /// Runs kubectl (from `PATH`, as `tests/cluster/up` puts it there) against the cluster.
@@ -215,6 +216,14 @@ async fn interrupted_upgrade_is_repaired() {
 async fn cli_values_file_is_private_and_removed() {
     in_namespace("values-file", |fx| async move {
         conformance::case_cli_values_file_is_private_and_removed(&helm_binary(), &fx).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cli_deadline_stops_helm_cleanly() {
+    in_namespace("deadline", |fx| async move {
+        conformance::case_cli_deadline_stops_helm_cleanly(cli(), &fx).await;
     })
     .await;
 }

@@ -3,12 +3,16 @@
 //! ```text
 //!  call ──permit (semaphore, N)──▶ spawn helm (kill_on_drop) ──┬─ exit 0 ──▶ stdout
 //!                                       │ deadline             └─ exit ≠ 0 ▶ scrub(stderr) ▶ classify
-//!                                       └──▶ kill + reap ──▶ Timeout
+//!                                       └──▶ SIGTERM, grace, SIGKILL, reap ──▶ Timeout
 //! ```
 //!
 //! helm gets its own `--timeout` (for hooks), shorter than the deadline after which
-//! this driver kills it, so that normally helm ends on its own and records a `failed`
-//! revision rather than leaving a `pending-*` one behind.
+//! this driver stops it, so that normally helm ends on its own and records a `failed`
+//! revision rather than leaving a `pending-*` one behind. At the deadline helm gets
+//! SIGTERM (on which it marks the release `failed` and exits) and, after a short grace,
+//! SIGKILL; the call returns only once the process is gone. A dropped call (a cancelled
+//! task) kills helm at once instead: the caller may retry right away, and a retry must
+//! not race a helm that is still shutting down.
 
 use std::ffi::OsString;
 use std::io::Write as _;
@@ -41,6 +45,7 @@ pub struct HelmCliBuilder {
     context: Option<String>,
     timeout: Duration,
     helm_timeout: Option<Duration>,
+    kill_grace: Duration,
     max_concurrent: usize,
     values_dir: Option<PathBuf>,
     history_max: u32,
@@ -54,6 +59,7 @@ impl Default for HelmCliBuilder {
             context: None,
             timeout: Duration::from_secs(300),
             helm_timeout: None,
+            kill_grace: Duration::from_secs(5),
             max_concurrent: 4,
             values_dir: None,
             history_max: 10,
@@ -81,8 +87,9 @@ impl HelmCliBuilder {
         self
     }
 
-    /// The deadline of every helm process; at it the process is killed and the call
-    /// fails with [`HelmErrorKind::Timeout`]. Default 5 minutes.
+    /// The deadline of every helm process; at it the process is stopped (see
+    /// [`kill_grace`](Self::kill_grace)) and the call fails with
+    /// [`HelmErrorKind::Timeout`]. Default 5 minutes.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
@@ -92,6 +99,13 @@ impl HelmCliBuilder {
     /// [`timeout`](Self::timeout), so helm gives up, and records the failure, first.
     pub fn helm_timeout(mut self, timeout: Duration) -> Self {
         self.helm_timeout = Some(timeout);
+        self
+    }
+
+    /// How long helm may take to exit after SIGTERM at the deadline before it gets
+    /// SIGKILL. Default 5 seconds.
+    pub fn kill_grace(mut self, grace: Duration) -> Self {
+        self.kill_grace = grace;
         self
     }
 
@@ -128,6 +142,7 @@ impl HelmCliBuilder {
                 context: self.context,
                 timeout: self.timeout,
                 helm_timeout,
+                kill_grace: self.kill_grace,
                 max_concurrent: self.max_concurrent,
                 values_dir: self.values_dir,
                 history_max: self.history_max,
@@ -167,6 +182,7 @@ struct Inner {
     context: Option<String>,
     timeout: Duration,
     helm_timeout: Duration,
+    kill_grace: Duration,
     max_concurrent: usize,
     permits: Semaphore,
     values_dir: Option<PathBuf>,
@@ -264,17 +280,16 @@ impl HelmCli {
         let (status, stdout, stderr) = match finished {
             Ok(done) => done,
             Err(_elapsed) => {
-                // Kill and reap before returning, so no helm is left working on the
+                // Stop and reap before returning, so no helm is left working on the
                 // release when the caller decides what to do next.
-                if let Err(e) = child.kill().await {
-                    tracing::warn!(operation = call.operation, release = call.release, error = %e, "could not kill helm");
-                }
+                let how = stop(&mut child, inner.kill_grace).await;
                 tracing::warn!(
                     operation = call.operation,
                     release = call.release,
                     namespace = call.namespace,
                     timeout_ms = duration_ms(inner.timeout),
-                    "helm outlived its deadline and was killed"
+                    how,
+                    "helm outlived its deadline and was stopped"
                 );
                 return Err(HelmError::timeout(
                     call.operation,
@@ -413,6 +428,33 @@ impl HelmCli {
             .map_err(|e| fail("writing", std::io::Error::other(e.to_string())))?;
         file.flush().map_err(|e| fail("writing", e))?;
         Ok(file)
+    }
+}
+
+/// Stops helm: SIGTERM, up to `grace` to exit (helm then records the release as
+/// `failed`), else SIGKILL. Returns how it ended; the process is reaped either way.
+async fn stop(child: &mut tokio::process::Child, grace: Duration) -> &'static str {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Pid, Signal, kill_process};
+        // The pid is still ours: the child has not been reaped (`id()` is `None` after).
+        let pid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .and_then(Pid::from_raw);
+        if let Some(pid) = pid
+            && kill_process(pid, Signal::TERM).is_ok()
+            && tokio::time::timeout(grace, child.wait()).await.is_ok()
+        {
+            return "exited on SIGTERM";
+        }
+    }
+    match child.kill().await {
+        Ok(()) => "killed",
+        Err(e) => {
+            tracing::warn!(error = %e, "could not kill helm");
+            "could not be killed"
+        }
     }
 }
 

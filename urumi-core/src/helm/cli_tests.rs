@@ -221,6 +221,68 @@ async fn a_hung_helm_is_killed_at_the_deadline() {
 }
 
 #[tokio::test]
+async fn at_the_deadline_helm_gets_sigterm_first_to_record_the_failure() {
+    let fake = fake_with_upgrade(
+        "trap 'echo term > \"$D/term\"; kill $! 2>/dev/null; exit 143' TERM\n\
+         echo $$ > \"$D/pid\"; sleep 30 & wait $!",
+    );
+    let helm = fake
+        .builder()
+        .timeout(Duration::from_millis(700))
+        .kill_grace(Duration::from_secs(15))
+        .build();
+    let started = Instant::now();
+    let err = helm
+        .upgrade_install(
+            "shop1",
+            "ns",
+            fake.path(),
+            json!({}),
+            &UpgradeOptions::new(),
+        )
+        .await
+        .expect_err("times out");
+    assert_eq!(err.kind(), HelmErrorKind::Timeout);
+    assert_eq!(fake.read("term"), "term", "helm did not get SIGTERM");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "waited for the whole grace although helm exited: {:?}",
+        started.elapsed()
+    );
+    assert!(!alive(&fake.read("pid")));
+}
+
+#[tokio::test]
+async fn a_helm_ignoring_sigterm_is_killed_after_the_grace() {
+    let fake = fake_with_upgrade("trap '' TERM; echo $$ > \"$D/pid\"; exec sleep 30");
+    let helm = fake
+        .builder()
+        .timeout(Duration::from_millis(500))
+        .kill_grace(Duration::from_millis(700))
+        .build();
+    let started = Instant::now();
+    let err = helm
+        .upgrade_install(
+            "shop1",
+            "ns",
+            fake.path(),
+            json!({}),
+            &UpgradeOptions::new(),
+        )
+        .await
+        .expect_err("times out");
+    let elapsed = started.elapsed();
+    assert_eq!(err.kind(), HelmErrorKind::Timeout);
+    assert!(
+        elapsed >= Duration::from_millis(1100),
+        "no grace given: {elapsed:?}"
+    );
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    let pid = fake.read("pid");
+    assert!(!alive(&pid), "helm (pid {pid}) survived SIGKILL");
+}
+
+#[tokio::test]
 async fn dropping_the_call_kills_helm_and_removes_the_values_file() {
     let fake = fake_with_upgrade("echo $$ > \"$D/pid\"; exec sleep 30");
     let values_dir = tempfile::tempdir().expect("tempdir");

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use super::{HelmCli, HelmDriver, HelmErrorKind, ReleaseStatus, UpgradeOptions};
+use super::{HelmCli, HelmCliBuilder, HelmDriver, HelmErrorKind, ReleaseStatus, UpgradeOptions};
 
 /// Where a case runs: its namespace (existing, empty, its own) and the probe chart.
 #[derive(Debug, Clone)]
@@ -406,4 +406,54 @@ pub async fn case_cli_values_file_is_private_and_removed(helm: &Path, fx: &Fixtu
         .map(Iterator::count)
         .unwrap_or(usize::MAX);
     assert_eq!(left, 0, "files left in the values dir");
+}
+
+/// [`HelmCli`] only: a helm that outlives the driver's deadline is stopped with
+/// SIGTERM, so helm itself records the release as `failed` (not `pending-install`),
+/// and the next `upgrade_install` simply succeeds. `cli` is configured for the cluster;
+/// the case sets a short deadline and a long helm `--timeout` on it.
+pub async fn case_cli_deadline_stops_helm_cleanly(cli: HelmCliBuilder, fx: &Fixture) {
+    let deadline = Duration::from_secs(8);
+    let impatient = cli
+        .clone()
+        .timeout(deadline)
+        .helm_timeout(Duration::from_secs(600))
+        .kill_grace(Duration::from_secs(20))
+        .build();
+    let mut v = values("hanging");
+    v["hangHook"] = json!(true);
+    let started = Instant::now();
+    let err = impatient
+        .upgrade_install(
+            "probe",
+            &fx.namespace,
+            &fx.chart_dir,
+            v,
+            &UpgradeOptions::new(),
+        )
+        .await
+        .expect_err("a hook that never completes must hit the deadline");
+    assert_eq!(err.kind(), HelmErrorKind::Timeout, "{err}");
+    assert!(
+        started.elapsed() < deadline + Duration::from_secs(15),
+        "helm was not stopped promptly: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        impatient.status("probe", &fx.namespace).await,
+        Ok(Some(ReleaseStatus::Failed)),
+        "helm did not record the failure on SIGTERM"
+    );
+    let release = cli
+        .build()
+        .upgrade_install(
+            "probe",
+            &fx.namespace,
+            &fx.chart_dir,
+            values("after"),
+            &UpgradeOptions::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("upgrade_install after a stopped install: {e}"));
+    assert_eq!(release.status, ReleaseStatus::Deployed);
 }
