@@ -17,25 +17,19 @@
 use std::ffi::OsString;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::AsyncReadExt as _;
-use tokio::process::Command;
 use tokio::sync::Semaphore;
 
-use super::error::classify;
 use super::output::{parse_history, parse_release};
+use super::process::{Call, Runner};
 use super::repair::{self, Repair};
 use super::{
     HelmDriver, HelmError, HelmErrorKind, Release, ReleaseStatus, Revision, Scrubber,
     UpgradeOptions,
 };
-
-/// How much of helm's stderr an error message keeps (its tail: helm's reason is last).
-const MAX_STDERR: usize = 4096;
 
 /// Builds a [`HelmCli`]. Every setting has a default; `build` cannot fail.
 #[derive(Debug, Clone)]
@@ -136,13 +130,15 @@ impl HelmCliBuilder {
             .unwrap_or_else(|| self.timeout.mul_f64(0.9));
         HelmCli {
             inner: Arc::new(Inner {
-                permits: Semaphore::new(self.max_concurrent),
-                binary: self.binary,
-                kubeconfig: self.kubeconfig,
-                context: self.context,
-                timeout: self.timeout,
+                runner: Runner {
+                    binary: self.binary,
+                    kubeconfig: self.kubeconfig,
+                    context: self.context,
+                    timeout: self.timeout,
+                    kill_grace: self.kill_grace,
+                    permits: Semaphore::new(self.max_concurrent),
+                },
                 helm_timeout,
-                kill_grace: self.kill_grace,
                 max_concurrent: self.max_concurrent,
                 values_dir: self.values_dir,
                 history_max: self.history_max,
@@ -177,14 +173,9 @@ pub struct HelmCli {
 
 #[derive(Debug)]
 struct Inner {
-    binary: PathBuf,
-    kubeconfig: Option<PathBuf>,
-    context: Option<String>,
-    timeout: Duration,
+    runner: Runner,
     helm_timeout: Duration,
-    kill_grace: Duration,
     max_concurrent: usize,
-    permits: Semaphore,
     values_dir: Option<PathBuf>,
     history_max: u32,
 }
@@ -192,20 +183,6 @@ struct Inner {
 impl Default for HelmCli {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// One helm invocation: what it is about (for errors) and how to scrub its output.
-struct Call<'a> {
-    operation: &'static str,
-    release: &'a str,
-    namespace: &'a str,
-    scrubber: &'a Scrubber,
-}
-
-impl Call<'_> {
-    fn error(&self, kind: HelmErrorKind, message: impl Into<String>) -> HelmError {
-        HelmError::new(kind, self.operation, self.release, self.namespace, message)
     }
 }
 
@@ -222,7 +199,7 @@ impl HelmCli {
 
     /// The deadline of every helm process.
     pub fn timeout(&self) -> Duration {
-        self.inner.timeout
+        self.inner.runner.timeout
     }
 
     /// How many helm processes may run at once.
@@ -235,99 +212,8 @@ impl HelmCli {
         OsString::from(format!("{ms}ms"))
     }
 
-    /// Runs helm with `args` (plus the namespace and cluster flags) under the process
-    /// limit and the deadline; returns stdout on exit 0.
     async fn run(&self, call: &Call<'_>, args: Vec<OsString>) -> Result<Vec<u8>, HelmError> {
-        let inner = &self.inner;
-        let _permit =
-            inner.permits.acquire().await.map_err(|_| {
-                call.error(HelmErrorKind::Failed, "the helm process pool is closed")
-            })?;
-
-        let mut cmd = Command::new(&inner.binary);
-        cmd.args(args).arg("--namespace").arg(call.namespace);
-        if let Some(kubeconfig) = &inner.kubeconfig {
-            cmd.arg("--kubeconfig").arg(kubeconfig);
-        }
-        if let Some(context) = &inner.context {
-            cmd.arg("--kube-context").arg(context);
-        }
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-
-        let started = Instant::now();
-        let mut child = cmd.spawn().map_err(|e| {
-            let hint = match e.kind() {
-                std::io::ErrorKind::NotFound => {
-                    " (not found: install helm or set HelmCliBuilder::binary)"
-                }
-                std::io::ErrorKind::PermissionDenied => " (not executable)",
-                _ => "",
-            };
-            call.error(
-                HelmErrorKind::Binary,
-                format!("cannot run {}{hint}: {e}", inner.binary.display()),
-            )
-        })?;
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let finished = tokio::time::timeout(inner.timeout, async {
-            tokio::join!(child.wait(), read_all(stdout), read_all(stderr))
-        })
-        .await;
-        let (status, stdout, stderr) = match finished {
-            Ok(done) => done,
-            Err(_elapsed) => {
-                // Stop and reap before returning, so no helm is left working on the
-                // release when the caller decides what to do next.
-                let how = stop(&mut child, inner.kill_grace).await;
-                tracing::warn!(
-                    operation = call.operation,
-                    release = call.release,
-                    namespace = call.namespace,
-                    timeout_ms = duration_ms(inner.timeout),
-                    how,
-                    "helm outlived its deadline and was stopped"
-                );
-                return Err(HelmError::timeout(
-                    call.operation,
-                    call.release,
-                    call.namespace,
-                    inner.timeout,
-                ));
-            }
-        };
-        let elapsed_ms = duration_ms(started.elapsed());
-        let status = status
-            .map_err(|e| call.error(HelmErrorKind::Failed, format!("waiting for helm: {e}")))?;
-        let stdout = stdout.map_err(|e| {
-            call.error(HelmErrorKind::Failed, format!("reading helm's output: {e}"))
-        })?;
-        let stderr = String::from_utf8_lossy(&stderr.unwrap_or_default()).into_owned();
-
-        if status.success() {
-            tracing::debug!(
-                operation = call.operation,
-                release = call.release,
-                namespace = call.namespace,
-                elapsed_ms,
-                "helm finished"
-            );
-            return Ok(stdout);
-        }
-        let message = stderr_message(&call.scrubber.scrub(&stderr), status);
-        let kind = classify(&message);
-        tracing::debug!(
-            operation = call.operation,
-            release = call.release,
-            namespace = call.namespace,
-            elapsed_ms,
-            kind = kind.as_str(),
-            "helm failed"
-        );
-        Err(call.error(kind, message))
+        self.inner.runner.run(call, args).await
     }
 
     async fn history_of(
@@ -429,69 +315,6 @@ impl HelmCli {
         file.flush().map_err(|e| fail("writing", e))?;
         Ok(file)
     }
-}
-
-/// Stops helm: SIGTERM, up to `grace` to exit (helm then records the release as
-/// `failed`), else SIGKILL. Returns how it ended; the process is reaped either way.
-async fn stop(child: &mut tokio::process::Child, grace: Duration) -> &'static str {
-    #[cfg(unix)]
-    {
-        use rustix::process::{Pid, Signal, kill_process};
-        // The pid is still ours: the child has not been reaped (`id()` is `None` after).
-        let pid = child
-            .id()
-            .and_then(|id| i32::try_from(id).ok())
-            .and_then(Pid::from_raw);
-        if let Some(pid) = pid
-            && kill_process(pid, Signal::TERM).is_ok()
-            && tokio::time::timeout(grace, child.wait()).await.is_ok()
-        {
-            return "exited on SIGTERM";
-        }
-    }
-    match child.kill().await {
-        Ok(()) => "killed",
-        Err(e) => {
-            tracing::warn!(error = %e, "could not kill helm");
-            "could not be killed"
-        }
-    }
-}
-
-async fn read_all<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    if let Some(mut pipe) = pipe {
-        pipe.read_to_end(&mut buf).await?;
-    }
-    Ok(buf)
-}
-
-fn duration_ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// The tail of helm's (scrubbed) stderr, without kubeconfig-permission noise.
-fn stderr_message(stderr: &str, status: std::process::ExitStatus) -> String {
-    let kept: Vec<&str> = stderr
-        .lines()
-        .map(str::trim_end)
-        .filter(|l| !l.is_empty() && !l.starts_with("WARNING: Kubernetes configuration file is"))
-        .collect();
-    let text = kept.join("\n");
-    if text.is_empty() {
-        return match status.code() {
-            Some(code) => format!("helm exited with status {code} and printed no reason"),
-            None => "helm was killed by a signal".to_owned(),
-        };
-    }
-    if text.len() <= MAX_STDERR {
-        return text;
-    }
-    let mut start = text.len() - MAX_STDERR;
-    while !text.is_char_boundary(start) {
-        start += 1;
-    }
-    format!("…{}", &text[start..])
 }
 
 #[async_trait]

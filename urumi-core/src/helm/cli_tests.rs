@@ -609,20 +609,6 @@ async fn unreadable_output_is_an_error_that_does_not_echo_it() {
 }
 
 #[test]
-fn a_long_stderr_keeps_its_tail() {
-    use std::os::unix::process::ExitStatusExt as _;
-    let status = std::process::ExitStatus::from_raw(1 << 8);
-    let long = format!("{}\nError: the reason", "noise ".repeat(2000));
-    let msg = stderr_message(&long, status);
-    assert!(msg.len() <= MAX_STDERR + 4, "{}", msg.len());
-    assert!(msg.ends_with("Error: the reason"));
-    assert_eq!(
-        stderr_message("", status),
-        "helm exited with status 1 and printed no reason"
-    );
-}
-
-#[test]
 fn helm_gets_a_shorter_timeout_than_the_deadline() {
     let helm = HelmCli::builder().timeout(Duration::from_secs(100)).build();
     assert_eq!(helm.helm_timeout_arg(), "90000ms");

@@ -32,6 +32,7 @@ pub mod cli;
 pub mod conformance;
 mod error;
 mod output;
+mod process;
 mod repair;
 mod scrub;
 

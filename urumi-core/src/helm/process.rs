@@ -1,0 +1,226 @@
+//! Running one helm process: the process limit, the deadline, stopping helm, and
+//! turning its stderr into a secret-free, classified [`HelmError`].
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncReadExt as _;
+use tokio::process::Command;
+use tokio::sync::Semaphore;
+
+use super::error::classify;
+use super::{HelmError, HelmErrorKind, Scrubber};
+
+/// How much of helm's stderr an error message keeps (its tail: helm's reason is last).
+pub(super) const MAX_STDERR: usize = 4096;
+
+/// One helm invocation: what it is about (for errors) and how to scrub its output.
+pub(super) struct Call<'a> {
+    pub(super) operation: &'static str,
+    pub(super) release: &'a str,
+    pub(super) namespace: &'a str,
+    pub(super) scrubber: &'a Scrubber,
+}
+
+impl Call<'_> {
+    pub(super) fn error(&self, kind: HelmErrorKind, message: impl Into<String>) -> HelmError {
+        HelmError::new(kind, self.operation, self.release, self.namespace, message)
+    }
+}
+
+/// How helm processes are run: which binary, against which cluster, how many at once,
+/// for how long.
+#[derive(Debug)]
+pub(super) struct Runner {
+    pub(super) binary: PathBuf,
+    pub(super) kubeconfig: Option<PathBuf>,
+    pub(super) context: Option<String>,
+    pub(super) timeout: Duration,
+    pub(super) kill_grace: Duration,
+    pub(super) permits: Semaphore,
+}
+
+impl Runner {
+    /// Runs helm with `args` (plus the namespace and cluster flags) under the process
+    /// limit and the deadline; returns stdout on exit 0.
+    pub(super) async fn run(
+        &self,
+        call: &Call<'_>,
+        args: Vec<OsString>,
+    ) -> Result<Vec<u8>, HelmError> {
+        let inner = self;
+        let _permit =
+            inner.permits.acquire().await.map_err(|_| {
+                call.error(HelmErrorKind::Failed, "the helm process pool is closed")
+            })?;
+
+        let mut cmd = Command::new(&inner.binary);
+        cmd.args(args).arg("--namespace").arg(call.namespace);
+        if let Some(kubeconfig) = &inner.kubeconfig {
+            cmd.arg("--kubeconfig").arg(kubeconfig);
+        }
+        if let Some(context) = &inner.context {
+            cmd.arg("--kube-context").arg(context);
+        }
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+
+        let started = Instant::now();
+        let mut child = cmd.spawn().map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    " (not found: install helm or set HelmCliBuilder::binary)"
+                }
+                std::io::ErrorKind::PermissionDenied => " (not executable)",
+                _ => "",
+            };
+            call.error(
+                HelmErrorKind::Binary,
+                format!("cannot run {}{hint}: {e}", inner.binary.display()),
+            )
+        })?;
+        let stdout = child.stdout.take();
+        let stderr = child.stderr.take();
+        let finished = tokio::time::timeout(inner.timeout, async {
+            tokio::join!(child.wait(), read_all(stdout), read_all(stderr))
+        })
+        .await;
+        let (status, stdout, stderr) = match finished {
+            Ok(done) => done,
+            Err(_elapsed) => {
+                // Stop and reap before returning, so no helm is left working on the
+                // release when the caller decides what to do next.
+                let how = stop(&mut child, inner.kill_grace).await;
+                tracing::warn!(
+                    operation = call.operation,
+                    release = call.release,
+                    namespace = call.namespace,
+                    timeout_ms = duration_ms(inner.timeout),
+                    how,
+                    "helm outlived its deadline and was stopped"
+                );
+                return Err(HelmError::timeout(
+                    call.operation,
+                    call.release,
+                    call.namespace,
+                    inner.timeout,
+                ));
+            }
+        };
+        let elapsed_ms = duration_ms(started.elapsed());
+        let status = status
+            .map_err(|e| call.error(HelmErrorKind::Failed, format!("waiting for helm: {e}")))?;
+        let stdout = stdout.map_err(|e| {
+            call.error(HelmErrorKind::Failed, format!("reading helm's output: {e}"))
+        })?;
+        let stderr = String::from_utf8_lossy(&stderr.unwrap_or_default()).into_owned();
+
+        if status.success() {
+            tracing::debug!(
+                operation = call.operation,
+                release = call.release,
+                namespace = call.namespace,
+                elapsed_ms,
+                "helm finished"
+            );
+            return Ok(stdout);
+        }
+        let message = stderr_message(&call.scrubber.scrub(&stderr), status);
+        let kind = classify(&message);
+        tracing::debug!(
+            operation = call.operation,
+            release = call.release,
+            namespace = call.namespace,
+            elapsed_ms,
+            kind = kind.as_str(),
+            "helm failed"
+        );
+        Err(call.error(kind, message))
+    }
+}
+
+/// Stops helm: SIGTERM, up to `grace` to exit (helm then records the release as
+/// `failed`), else SIGKILL. Returns how it ended; the process is reaped either way.
+async fn stop(child: &mut tokio::process::Child, grace: Duration) -> &'static str {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Pid, Signal, kill_process};
+        // The pid is still ours: the child has not been reaped (`id()` is `None` after).
+        let pid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .and_then(Pid::from_raw);
+        if let Some(pid) = pid
+            && kill_process(pid, Signal::TERM).is_ok()
+            && tokio::time::timeout(grace, child.wait()).await.is_ok()
+        {
+            return "exited on SIGTERM";
+        }
+    }
+    match child.kill().await {
+        Ok(()) => "killed",
+        Err(e) => {
+            tracing::warn!(error = %e, "could not kill helm");
+            "could not be killed"
+        }
+    }
+}
+
+async fn read_all<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    if let Some(mut pipe) = pipe {
+        pipe.read_to_end(&mut buf).await?;
+    }
+    Ok(buf)
+}
+
+fn duration_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The tail of helm's (scrubbed) stderr, without kubeconfig-permission noise.
+pub(super) fn stderr_message(stderr: &str, status: std::process::ExitStatus) -> String {
+    let kept: Vec<&str> = stderr
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty() && !l.starts_with("WARNING: Kubernetes configuration file is"))
+        .collect();
+    let text = kept.join("\n");
+    if text.is_empty() {
+        return match status.code() {
+            Some(code) => format!("helm exited with status {code} and printed no reason"),
+            None => "helm was killed by a signal".to_owned(),
+        };
+    }
+    if text.len() <= MAX_STDERR {
+        return text;
+    }
+    let mut start = text.len() - MAX_STDERR;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &text[start..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_stderr_keeps_its_tail() {
+        use std::os::unix::process::ExitStatusExt as _;
+        let status = std::process::ExitStatus::from_raw(1 << 8);
+        let long = format!("{}\nError: the reason", "noise ".repeat(2000));
+        let msg = stderr_message(&long, status);
+        assert!(msg.len() <= MAX_STDERR + 4, "{}", msg.len());
+        assert!(msg.ends_with("Error: the reason"));
+        assert_eq!(
+            stderr_message("", status),
+            "helm exited with status 1 and printed no reason"
+        );
+    }
+}
