@@ -20,7 +20,12 @@ pub mod error;
 pub mod guardrails;
 pub mod helm;
 pub mod limits;
+pub mod orchestrator;
+pub mod provisioner;
 pub mod state;
 pub mod store;
 
 pub use error::{Error, ErrorKind, Result};
+pub use provisioner::{
+    Caller, CreateStore, KubeProvisioner, Provisioner, ProvisionerSettings, Role,
+};

@@ -1,0 +1,195 @@
+//! Embedding urumi-core: bring a store up, or take it down, and report as it goes.
+//!
+//! ```text
+//! cargo run -p urumi-core --example lifecycle -- up   NAME --state sqlite://urumi.db [--plan small]
+//! cargo run -p urumi-core --example lifecycle -- down NAME --state sqlite://urumi.db
+//! ```
+//! `up` creates the store if absent, follows it until Ready, prints it as JSON on stdout
+//! and exits 0 (1 if it failed). `down` deletes it and waits until nothing remains.
+//! Progress goes to stderr. The cluster comes from `$KUBECONFIG` (or in-cluster), `helm`
+//! from `PATH`. Other flags: `--base-domain D`, `--lease-ttl SECS`, `--timeout SECS`,
+//! `--concurrency N`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use urumi_core::orchestrator::StoreChange;
+use urumi_core::provisioner::CreateOptions;
+use urumi_core::store::{Status, TenantId};
+use urumi_core::{
+    Caller, CreateStore, ErrorKind, KubeProvisioner, Provisioner, ProvisionerSettings,
+};
+
+struct Args {
+    command: String,
+    name: String,
+    state: String,
+    plan: Option<String>,
+    base_domain: Option<String>,
+    lease_ttl: Option<f64>,
+    timeout: f64,
+    concurrency: Option<usize>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut it = std::env::args().skip(1);
+    let command = it
+        .next()
+        .ok_or("usage: lifecycle up|down NAME --state URL")?;
+    if command != "up" && command != "down" {
+        return Err(format!("unknown command {command:?}; expected up or down"));
+    }
+    let name = it.next().ok_or("missing store NAME")?;
+    let mut args = Args {
+        command,
+        name,
+        state: "sqlite://urumi.db".to_owned(),
+        plan: None,
+        base_domain: None,
+        lease_ttl: None,
+        timeout: 900.0,
+        concurrency: None,
+    };
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--state" => args.state = value()?,
+            "--plan" => args.plan = Some(value()?),
+            "--base-domain" => args.base_domain = Some(value()?),
+            "--lease-ttl" => {
+                args.lease_ttl = Some(value()?.parse().map_err(|e| format!("--lease-ttl: {e}"))?)
+            }
+            "--timeout" => {
+                args.timeout = value()?.parse().map_err(|e| format!("--timeout: {e}"))?
+            }
+            "--concurrency" => {
+                args.concurrency = Some(
+                    value()?
+                        .parse()
+                        .map_err(|e| format!("--concurrency: {e}"))?,
+                )
+            }
+            other => return Err(format!("unknown flag {other}")),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    match run().await {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("lifecycle: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run() -> Result<ExitCode, String> {
+    let args = parse_args()?;
+    let state = urumi_core::state::open(&args.state)
+        .await
+        .map_err(|e| e.to_string())?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("no cluster: {e} (set KUBECONFIG)"))?;
+    let mut settings = ProvisionerSettings::default();
+    if let Some(d) = args.base_domain {
+        settings.base_domain = d;
+    }
+    if let Some(ttl) = args.lease_ttl {
+        settings.orchestrator.lease_ttl = Duration::from_secs_f64(ttl);
+    }
+    if let Some(n) = args.concurrency {
+        settings.orchestrator.concurrency = n;
+    }
+    let provisioner = KubeProvisioner::builder(client, state)
+        .settings(settings)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let caller = Caller::admin(
+        "lifecycle-example",
+        TenantId::new("default-tenant").map_err(|e| e.to_string())?,
+    );
+    let timeout = Duration::from_secs_f64(args.timeout);
+
+    // Show progress as it happens.
+    let mut changes = provisioner.subscribe();
+    let name = args.name.clone();
+    let progress = tokio::spawn(async move {
+        while let Ok(change) = changes.recv().await {
+            let s = change.store();
+            if s.name.as_str() != name {
+                continue;
+            }
+            match &change {
+                StoreChange::Updated(s) => eprintln!(
+                    "[{}] {} {}: {}",
+                    s.name,
+                    s.status,
+                    s.step.as_str(),
+                    s.message
+                ),
+                StoreChange::Deleted(s) => eprintln!("[{}] deleted", s.name),
+            }
+        }
+    });
+
+    let code = if args.command == "up" {
+        let mut request = CreateStore::named(&args.name);
+        request.plan = args.plan;
+        match provisioner
+            .create(&caller, request, CreateOptions::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::StoreExists => {
+                eprintln!("[{}] exists; following it", args.name)
+            }
+            Err(e) => return Err(format!("create refused ({}): {e}", e.kind())),
+        }
+        match provisioner
+            .wait(&caller, &args.name, Some(Status::Ready), timeout)
+            .await
+        {
+            Ok(Some(store)) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&store).map_err(|e| e.to_string())?
+                );
+                ExitCode::SUCCESS
+            }
+            Ok(None) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("lifecycle: store {} did not become Ready: {e}", args.name);
+                ExitCode::FAILURE
+            }
+        }
+    } else {
+        match provisioner.delete(&caller, &args.name).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("delete refused ({}): {e}", e.kind())),
+        }
+        match provisioner.wait(&caller, &args.name, None, timeout).await {
+            Ok(_) => {
+                eprintln!("[{}] nothing remains", args.name);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("lifecycle: store {} was not deleted: {e}", args.name);
+                ExitCode::FAILURE
+            }
+        }
+    };
+    provisioner.shutdown().await;
+    progress.abort();
+    Ok(code)
+}

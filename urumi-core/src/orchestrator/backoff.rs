@@ -1,0 +1,100 @@
+//! Capped exponential backoff with full jitter, for transient step failures.
+//!
+//! ```text
+//!  attempt 1 ─fail─▶ sleep U(0, base) ─▶ attempt 2 ─fail─▶ sleep U(0, 2·base) ─▶ … ≤ cap
+//!  after max_attempts transient failures the step fails for good.
+//! ```
+
+use std::time::Duration;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// How often and how patiently a transient failure is retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RetryPolicy {
+    /// Attempts of one step before it fails for good (at least 1).
+    pub max_attempts: u32,
+    /// The first delay's upper bound.
+    #[serde(with = "millis")]
+    pub base: Duration,
+    /// No delay is longer than this.
+    #[serde(with = "millis")]
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The upper bound of the delay after the `attempt`-th failure (1-based):
+    /// `min(cap, base · 2^(attempt-1))`.
+    pub fn ceiling(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
+        self.base.saturating_mul(factor).min(self.cap)
+    }
+
+    /// A jittered delay in `[ceiling/2, ceiling]` after the `attempt`-th failure, so that
+    /// many stores failing together do not retry in lockstep.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let ceiling = self.ceiling(attempt);
+        let half = ceiling / 2;
+        let spread = (ceiling - half).as_millis() as u64;
+        half + Duration::from_millis(rand::rng().random_range(0..=spread))
+    }
+}
+
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceiling_doubles_then_caps() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base: Duration::from_millis(100),
+            cap: Duration::from_millis(1000),
+        };
+        let ceilings: Vec<u128> = (1..=6).map(|a| p.ceiling(a).as_millis()).collect();
+        assert_eq!(ceilings, vec![100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(p.ceiling(u32::MAX), Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn delay_stays_between_half_and_full_ceiling() {
+        let p = RetryPolicy::default();
+        for attempt in 1..=12 {
+            let c = p.ceiling(attempt);
+            for _ in 0..50 {
+                let d = p.delay(attempt);
+                assert!(
+                    d >= c / 2 && d <= c,
+                    "attempt {attempt}: {d:?} outside [{:?}, {c:?}]",
+                    c / 2
+                );
+            }
+        }
+    }
+}

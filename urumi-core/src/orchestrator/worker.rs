@@ -1,0 +1,381 @@
+//! One claimed store, worked on until it is at rest, gone, or interrupted.
+//!
+//! ```text
+//!  run(store) ── lease renewer (every ttl/3; a lost lease interrupts the work)
+//!     ├─ Pending/Provisioning ─▶ provision: for step in store.step..Done
+//!     │        persist(step, "running") ─▶ attempt (retry transient, capped backoff)
+//!     │        ─▶ audit provision.<step> ─▶ next   …   ─▶ Ready, audit store.ready
+//!     │        permanent error ─▶ Failed(reason), audit store.failed (step kept for retry)
+//!     └─ Deleting ─▶ teardown (retried until it works, reason shown) ─▶ drop record,
+//!              audit store.deleted
+//! ```
+//!
+//! Every write goes through [`persist`]: an optimistic update that, on a version conflict,
+//! re-reads the record; if someone else moved the store (a delete request), the work stops
+//! and the lease is released so the next claim sees the new status.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{Shared, StoreChange};
+use crate::audit::{AuditEvent, Outcome};
+use crate::error::{Error, ErrorKind, Result};
+use crate::store::{Status, Step, Store};
+
+/// The actor named in audit events the worker records.
+pub(crate) const SYSTEM_ACTOR: &str = "system";
+
+/// Why a store's work stopped before it came to rest.
+enum Stop {
+    /// Shutdown, a lost lease, or an interrupt (e.g. a delete request).
+    Interrupted,
+    /// The record changed under us (another writer); the claim loop will look again.
+    Superseded,
+}
+
+pub(crate) async fn run(shared: &Shared, store: Store, token: CancellationToken) {
+    let name = store.name.clone();
+    let renewer = tokio::spawn(renew_lease(
+        shared.state.clone(),
+        store.clone(),
+        shared.owner.clone(),
+        shared.settings.lease_ttl,
+        token.clone(),
+    ));
+    let outcome = match store.status {
+        Status::Pending | Status::Provisioning => provision(shared, store, &token).await,
+        Status::Deleting => teardown(shared, store, &token).await,
+        Status::Ready | Status::Failed => Ok(()),
+    };
+    match outcome {
+        Ok(()) => {}
+        Err(Stop::Interrupted) => {
+            tracing::info!(store = %name, "work interrupted; it resumes later")
+        }
+        Err(Stop::Superseded) => tracing::debug!(store = %name, "record changed elsewhere"),
+    }
+    renewer.abort();
+    if let Err(e) = shared.state.release_lease(&name, &shared.owner).await {
+        tracing::warn!(store = %name, error = %e, "could not release lease; it lapses on its own");
+    }
+    // Whatever changed (a delete arrived, a retry), let the loop look again now.
+    shared.wake.notify_one();
+}
+
+async fn renew_lease(
+    state: std::sync::Arc<dyn crate::state::StateStore>,
+    store: Store,
+    owner: String,
+    ttl: Duration,
+    token: CancellationToken,
+) {
+    let period = (ttl / 3).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(period).await;
+        match state.renew_lease(&store.name, &owner, ttl).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::Conflict || e.kind() == ErrorKind::NotFound => {
+                tracing::warn!(store = %store.name, "lease lost; stopping work on it");
+                token.cancel();
+                return;
+            }
+            // A transient failure: try again next period; the lease has 2/3 of its life.
+            Err(e) => tracing::warn!(store = %store.name, error = %e, "could not renew lease"),
+        }
+    }
+}
+
+/// Writes `store` (optimistic), broadcasting the new record.
+async fn persist(shared: &Shared, store: &mut Store) -> std::result::Result<(), Stop> {
+    store.updated_at = crate::store::now();
+    let mut attempt = 0;
+    loop {
+        match shared.state.update(store).await {
+            Ok(saved) => {
+                *store = saved;
+                shared.publish(StoreChange::Updated(store.clone()));
+                return Ok(());
+            }
+            Err(e) if matches!(e.kind(), ErrorKind::Conflict | ErrorKind::NotFound) => {
+                return Err(Stop::Superseded);
+            }
+            Err(e) => {
+                attempt += 1;
+                if attempt >= shared.settings.retry.max_attempts {
+                    tracing::error!(store = %store.name, error = %e, "could not save progress");
+                    return Err(Stop::Interrupted);
+                }
+                tokio::time::sleep(shared.settings.retry.delay(attempt)).await;
+            }
+        }
+    }
+}
+
+async fn audit(shared: &Shared, store: &Store, action: &str, outcome: Outcome, detail: String) {
+    let event = AuditEvent::new(SYSTEM_ACTOR, action, outcome)
+        .tenant(store.tenant.as_str())
+        .store(store.name.as_str())
+        .detail(detail);
+    if let Err(e) = shared.audit.record(&event).await {
+        tracing::error!(store = %store.name, action, error = %e, "could not record audit event");
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails permanently, runs out of retries, or the work
+/// is interrupted. Each transient failure is shown in the store's message.
+async fn with_retries<F, Fut>(
+    shared: &Shared,
+    store: &mut Store,
+    what: &str,
+    token: &CancellationToken,
+    mut attempt: F,
+) -> std::result::Result<Result<()>, Stop>
+where
+    F: FnMut(Store) -> Fut,
+    Fut: Future<Output = Result<()>>,
+{
+    let policy = shared.settings.retry;
+    let mut tries = 0;
+    loop {
+        tries += 1;
+        let result = tokio::select! {
+            _ = token.cancelled() => return Err(Stop::Interrupted),
+            result = attempt(store.clone()) => result,
+        };
+        match result {
+            Ok(()) => return Ok(Ok(())),
+            Err(e) if e.is_retryable() && tries < policy.max_attempts => {
+                let delay = policy.delay(tries);
+                tracing::info!(store = %store.name, what, error = %e, ?delay, "transient failure; retrying");
+                store.message = format!(
+                    "{what}: {e} (attempt {tries} of {}; retrying in {:.1} s)",
+                    policy.max_attempts,
+                    delay.as_secs_f64()
+                );
+                persist(shared, store).await?;
+                tokio::select! {
+                    _ = token.cancelled() => return Err(Stop::Interrupted),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+}
+
+async fn provision(
+    shared: &Shared,
+    mut store: Store,
+    token: &CancellationToken,
+) -> std::result::Result<(), Stop> {
+    if store.status == Status::Pending {
+        store.status = Status::Provisioning;
+        store.attempts += 1;
+        store.message = "provisioning started".to_owned();
+        persist(shared, &mut store).await?;
+    }
+    let runtime = shared.runtime.clone();
+    let readiness_timeout = shared.settings.readiness_timeout;
+    while store.step != Step::Done {
+        if token.is_cancelled() {
+            return Err(Stop::Interrupted);
+        }
+        let step = store.step;
+        store.message = format!("{}: running", step_label(step));
+        persist(shared, &mut store).await?;
+        let started = std::time::Instant::now();
+        let runtime = runtime.clone();
+        let result = with_retries(shared, &mut store, step_label(step), token, |s| {
+            let runtime = runtime.clone();
+            async move {
+                match step {
+                    Step::Namespace => runtime.namespace(&s).await,
+                    Step::Guardrails => runtime.guardrails(&s).await,
+                    Step::Credentials => runtime.credentials(&s).await,
+                    Step::Release => runtime.release(&s).await,
+                    Step::Readiness => runtime.readiness(&s, readiness_timeout).await,
+                    Step::Done => Ok(()),
+                }
+            }
+        })
+        .await?;
+        let took = started.elapsed().as_secs_f64();
+        let action = format!("provision.{}", step.as_str());
+        match result {
+            Ok(()) => {
+                audit(
+                    shared,
+                    &store,
+                    &action,
+                    Outcome::Success,
+                    format!("{} done in {took:.1} s", step_label(step)),
+                )
+                .await;
+                store.step = step.next();
+            }
+            Err(e) => {
+                let reason = failure_reason(step, &e);
+                audit(shared, &store, &action, Outcome::Failure, reason.clone()).await;
+                store.status = Status::Failed;
+                store.message = reason.clone();
+                persist(shared, &mut store).await?;
+                audit(shared, &store, "store.failed", Outcome::Failure, reason).await;
+                return Ok(());
+            }
+        }
+    }
+    store.urls = shared.runtime.urls(&store);
+    store.mark_ready();
+    store.message = "ready".to_owned();
+    persist(shared, &mut store).await?;
+    let seconds = store.provisioning_seconds.unwrap_or_default();
+    audit(
+        shared,
+        &store,
+        "store.ready",
+        Outcome::Success,
+        format!("ready after {seconds:.1} s"),
+    )
+    .await;
+    Ok(())
+}
+
+/// A reason a human understands: which step, what happened, what to do.
+fn failure_reason(step: Step, e: &Error) -> String {
+    let hint = if e.is_retryable() {
+        " — gave up after repeated transient failures; retry the store when the cause is fixed"
+    } else {
+        ""
+    };
+    format!("{} failed: {e}{hint}", step_label(step))
+}
+
+fn step_label(step: Step) -> &'static str {
+    match step {
+        Step::Namespace => "namespace",
+        Step::Guardrails => "guardrails",
+        Step::Credentials => "credentials",
+        Step::Release => "release",
+        Step::Readiness => "readiness",
+        Step::Done => "done",
+    }
+}
+
+async fn teardown(
+    shared: &Shared,
+    mut store: Store,
+    token: &CancellationToken,
+) -> std::result::Result<(), Stop> {
+    store.message = "deleting: removing the release and the namespace".to_owned();
+    persist(shared, &mut store).await?;
+    let runtime = shared.runtime.clone();
+    let mut round = 0;
+    loop {
+        let result = with_retries(shared, &mut store, "delete", token, |s| {
+            let runtime = runtime.clone();
+            async move { runtime.teardown(&s).await }
+        })
+        .await?;
+        match result {
+            Ok(()) => break,
+            Err(e) => {
+                // Deletion is never abandoned: keep the reason visible and try again later.
+                round += 1;
+                let delay = shared.settings.retry.delay(round.min(10));
+                store.message = format!(
+                    "deleting: {e}; trying again in {:.0} s",
+                    delay.as_secs_f64()
+                );
+                audit(
+                    shared,
+                    &store,
+                    "store.delete",
+                    Outcome::Failure,
+                    store.message.clone(),
+                )
+                .await;
+                persist(shared, &mut store).await?;
+                tokio::select! {
+                    _ = token.cancelled() => return Err(Stop::Interrupted),
+                    _ = tokio::time::sleep(delay) => {}
+                }
+            }
+        }
+    }
+    match shared.state.delete(&store.name).await {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(store = %store.name, error = %e, "could not drop the record; will retry");
+            return Err(Stop::Interrupted);
+        }
+    }
+    audit(
+        shared,
+        &store,
+        "store.deleted",
+        Outcome::Success,
+        "release, namespace and volumes removed".to_owned(),
+    )
+    .await;
+    shared.publish(StoreChange::Deleted(store));
+    Ok(())
+}
+
+/// Re-applies the namespace and guardrails of every Ready store, every resync interval,
+/// under each store's lease (stores busy elsewhere are skipped this round).
+pub(crate) async fn resync_loop(shared: std::sync::Arc<Shared>) {
+    let interval = shared.settings.resync_interval;
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        if let Err(e) = resync_once(&shared).await {
+            tracing::warn!(error = %e, "resync round failed; next round retries");
+        }
+    }
+}
+
+async fn resync_once(shared: &Shared) -> Result<()> {
+    let mut cursor = None;
+    loop {
+        let page = shared
+            .state
+            .list(&crate::state::ListQuery {
+                status: Some(Status::Ready),
+                limit: Some(200),
+                cursor: cursor.take(),
+                ..Default::default()
+            })
+            .await?;
+        for store in page.items {
+            if shared.shutdown.is_cancelled() {
+                return Ok(());
+            }
+            if shared
+                .state
+                .claim_lease(&store.name, &shared.owner, shared.settings.lease_ttl)
+                .await
+                .is_err()
+            {
+                continue;
+            }
+            let repaired = async {
+                shared.runtime.namespace(&store).await?;
+                shared.runtime.guardrails(&store).await
+            }
+            .await;
+            if let Err(e) = repaired {
+                tracing::warn!(store = %store.name, error = %e, "drift repair failed");
+            }
+            let _ = shared.state.release_lease(&store.name, &shared.owner).await;
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
