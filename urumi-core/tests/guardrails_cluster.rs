@@ -437,3 +437,53 @@ async fn a_policy_no_longer_configured_is_removed() {
     );
     cleanup(&g, &ctx).await;
 }
+
+#[tokio::test]
+async fn concurrent_credential_calls_agree_on_one_secret() {
+    let (g, ctx) = setup("race", Plan::Small).await;
+    g.apply_namespace(&ctx).await.expect("namespace");
+    let layout = woo().credentials(&ctx);
+    let (a, b) = tokio::join!(
+        g.ensure_credentials(&ctx, &layout),
+        g.ensure_credentials(&ctx, &layout)
+    );
+    let mut outcomes = vec![a.expect("first caller"), b.expect("second caller")];
+    outcomes.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(
+        outcomes,
+        [CredentialsOutcome::Created, CredentialsOutcome::Existing],
+        "exactly one caller creates the Secret"
+    );
+    let once = g
+        .read_credentials(&ctx.namespace, &layout)
+        .await
+        .expect("read");
+    g.ensure_credentials(&ctx, &layout).await.expect("again");
+    assert_eq!(
+        g.read_credentials(&ctx.namespace, &layout)
+            .await
+            .expect("read"),
+        once
+    );
+    cleanup(&g, &ctx).await;
+}
+
+#[tokio::test]
+async fn privileged_pods_are_refused_by_pod_security() {
+    let (g, ctx) = setup("psa", Plan::Small).await;
+    g.apply_all(&ctx, &woo().network()).await.expect("applied");
+    let pods = Api::<Pod>::namespaced(client().await, &ctx.namespace);
+    let mut p = pod("privileged", None);
+    if let Some(spec) = p.spec.as_mut() {
+        spec.host_network = Some(true);
+    }
+    let err = pods
+        .create(&PostParams::default(), &p)
+        .await
+        .expect_err("baseline forbids host networking");
+    assert!(
+        matches!(&err, kube::Error::Api(s) if s.code == 403 && s.message.contains("baseline")),
+        "{err}"
+    );
+    cleanup(&g, &ctx).await;
+}
