@@ -76,8 +76,10 @@ pub struct Workload {
     pub labels: BTreeMap<String, String>,
 }
 
-/// Platform settings an engine needs to compute values and URLs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Platform settings an engine needs to compute values and URLs. Deserializes from
+/// configuration (snake_case keys, every one optional).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct EngineSettings {
     /// Stores answer at `<name>.<base_domain>` (`127.0.0.1.nip.io` by default).
     pub base_domain: String,

@@ -36,7 +36,9 @@ pub mod quantity;
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::store::{Plan, PlanSize, Plans, StoreName, StoreSpec, TenantId};
+use serde::{Deserialize, Serialize};
+
+use crate::store::{Plan, PlanSize, Plans, Store, StoreName, StoreSpec, TenantId};
 
 pub use apply::{Applied, CredentialsOutcome, Guardrails};
 pub use credentials::{AdminCredentials, Credentials, CredentialsLayout, SecretString};
@@ -74,19 +76,23 @@ pub const PRIVATE_IPV6: &[&str] = &["fc00::/7", "fe80::/10", "::1/128"];
 
 /// Namespaces a store may open an egress connection to besides DNS and the internet,
 /// e.g. the platform's webhook receiver. Empty by default.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EgressAllow {
     /// The namespace (matched by `kubernetes.io/metadata.name`).
     pub namespace: String,
     /// Pods of that namespace, by label; empty: every pod.
+    #[serde(default)]
     pub pod_labels: BTreeMap<String, String>,
     /// TCP ports; empty: every port.
+    #[serde(default)]
     pub ports: Vec<u16>,
 }
 
 /// How guardrails are laid out in a cluster. [`Default`] fits ingress-nginx on a
-/// cluster whose DNS is the usual `kube-dns` Service in `kube-system`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// cluster whose DNS is the usual `kube-dns` Service in `kube-system`. Deserializes
+/// from configuration (snake_case keys, every one optional).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct GuardrailsConfig {
     /// A store's namespace is this prefix + its name (`store-` by default).
     pub namespace_prefix: String,
@@ -130,7 +136,7 @@ impl GuardrailsConfig {
         format!("{}{}", self.namespace_prefix, name)
     }
 
-    /// Everything the builders need to know about one store.
+    /// Everything the builders need to know about a new store.
     ///
     /// Errors: `InvalidConfig` when the plan's size is not made of valid quantities.
     pub fn context(&self, spec: &StoreSpec, plans: &Plans) -> Result<StoreContext> {
@@ -140,6 +146,21 @@ impl GuardrailsConfig {
             self.namespace_for(&spec.name),
             spec.plan,
             plans.size(spec.plan).clone(),
+        )
+    }
+
+    /// The context of a store already recorded: its recorded namespace wins over
+    /// [`namespace_for`](Self::namespace_for), so a store resumed or deleted after the
+    /// prefix changed still finds its namespace.
+    ///
+    /// Errors: as [`context`](Self::context).
+    pub fn context_for_store(&self, store: &Store, plans: &Plans) -> Result<StoreContext> {
+        StoreContext::new(
+            store.name.clone(),
+            store.tenant.clone(),
+            store.namespace.clone(),
+            store.plan,
+            plans.size(store.plan).clone(),
         )
     }
 }
@@ -276,6 +297,32 @@ mod tests {
         assert_eq!(cfg.namespace_for(&name), "store-shop1");
         cfg.namespace_prefix = "wc-".to_owned();
         assert_eq!(cfg.namespace_for(&name), "wc-shop1");
+    }
+
+    #[test]
+    fn a_recorded_store_keeps_its_namespace() {
+        let ctx = mk_ctx("shop1", Plan::Large);
+        let spec = StoreSpec::new(ctx.name.clone(), ctx.tenant.clone()).plan(Plan::Large);
+        let store = Store::new(spec, "legacy-shop1");
+        let cfg = GuardrailsConfig::default();
+        let got = cfg
+            .context_for_store(&store, &Plans::default())
+            .expect("valid");
+        assert_eq!(got.namespace, "legacy-shop1");
+        assert_eq!(got.size, Plans::default().large);
+    }
+
+    #[test]
+    fn config_deserializes_with_defaults() {
+        let cfg: GuardrailsConfig = serde_json::from_value(serde_json::json!({
+            "ingress_namespace": "kube-system",
+            "egress_allow": [{"namespace": "urumi-system", "ports": [8080]}],
+        }))
+        .expect("partial config");
+        assert_eq!(cfg.ingress_namespace, "kube-system");
+        assert_eq!(cfg.namespace_prefix, "store-");
+        assert_eq!(cfg.egress_allow[0].ports, [8080]);
+        assert!(cfg.egress_allow[0].pod_labels.is_empty());
     }
 
     #[test]
