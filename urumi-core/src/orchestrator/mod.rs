@@ -25,6 +25,9 @@ mod kube;
 mod readiness;
 mod worker;
 
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

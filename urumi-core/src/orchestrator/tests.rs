@@ -1,0 +1,425 @@
+//! Unit tests of the worker's failure paths, with a mocked [`StoreRuntime`] and the real
+//! in-memory state store. The cluster-level behaviour is tested in `tests/lifecycle_*`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use super::*;
+use crate::audit::{AuditQuery, StateSink};
+use crate::error::{Error, ErrorKind};
+use crate::state::{InsertOptions, MemoryStore};
+use crate::store::{Status, Step, StoreName, StoreSpec, TenantId};
+
+fn fast_settings() -> Settings {
+    Settings {
+        concurrency: 4,
+        lease_ttl: Duration::from_millis(600),
+        poll_interval: Duration::from_millis(50),
+        readiness_timeout: Duration::from_secs(5),
+        resync_interval: Duration::ZERO,
+        retry: RetryPolicy {
+            max_attempts: 3,
+            base: Duration::from_millis(10),
+            cap: Duration::from_millis(20),
+        },
+    }
+}
+
+async fn insert(state: &Arc<dyn StateStore>, name: &str) -> Store {
+    let spec = StoreSpec::new(
+        StoreName::new(name).expect("valid name"),
+        TenantId::new("acme").expect("valid tenant"),
+    );
+    let store = Store::new(spec, format!("store-{name}"));
+    state
+        .insert(
+            &store,
+            &InsertOptions {
+                limits: crate::limits::Limits::unlimited(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("insert")
+}
+
+type StepFn = Box<dyn Fn() -> crate::Result<()> + Send + Sync>;
+
+/// What some steps do instead of succeeding.
+#[derive(Default)]
+struct Script {
+    namespace: Option<StepFn>,
+    release: Option<StepFn>,
+    readiness: Option<StepFn>,
+    teardown: Option<StepFn>,
+}
+
+/// A runtime counting the calls of each step; steps succeed unless `script` says
+/// otherwise.
+fn runtime(calls: Arc<[AtomicU32; 6]>, script: Script) -> MockStoreRuntime {
+    fn step(
+        calls: &Arc<[AtomicU32; 6]>,
+        i: usize,
+        f: Option<StepFn>,
+    ) -> impl Fn() -> crate::Result<()> + Send + Sync + 'static {
+        let calls = calls.clone();
+        move || {
+            calls[i].fetch_add(1, Ordering::SeqCst);
+            f.as_ref().map_or(Ok(()), |f| f())
+        }
+    }
+    let mut rt = MockStoreRuntime::new();
+    let f = step(&calls, 0, script.namespace);
+    rt.expect_namespace().returning(move |_| f());
+    let f = step(&calls, 1, None);
+    rt.expect_guardrails().returning(move |_| f());
+    let f = step(&calls, 2, None);
+    rt.expect_credentials().returning(move |_| f());
+    let f = step(&calls, 3, script.release);
+    rt.expect_release().returning(move |_| f());
+    let f = step(&calls, 4, script.readiness);
+    rt.expect_readiness().returning(move |_, _| f());
+    let f = step(&calls, 5, script.teardown);
+    rt.expect_teardown().returning(move |_| f());
+    rt.expect_urls().returning(|s| Urls {
+        storefront: Some(format!("http://{}.example", s.name)),
+        admin: None,
+    });
+    rt
+}
+
+fn succeeding(calls: Arc<[AtomicU32; 6]>) -> MockStoreRuntime {
+    runtime(calls, Script::default())
+}
+
+fn counters() -> Arc<[AtomicU32; 6]> {
+    Arc::new(Default::default())
+}
+
+async fn wait_for_status(state: &Arc<dyn StateStore>, name: &str, want: Status) -> Store {
+    let name = StoreName::new(name).expect("valid");
+    for _ in 0..400 {
+        if let Ok(s) = state.get(&name).await
+            && s.status == want
+        {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "store {name} never reached {want}: {:?}",
+        state.get(&name).await
+    );
+}
+
+async fn actions(state: &Arc<dyn StateStore>, name: &str) -> Vec<String> {
+    let page = state
+        .query_audit(&AuditQuery {
+            store: Some(name.to_owned()),
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .expect("query audit");
+    let mut actions: Vec<String> = page.items.into_iter().map(|e| e.action).collect();
+    actions.reverse(); // oldest first
+    actions
+}
+
+fn start(state: &Arc<dyn StateStore>, runtime: MockStoreRuntime) -> Orchestrator {
+    Orchestrator::start(
+        state.clone(),
+        Arc::new(StateSink::new(state.clone())),
+        Arc::new(runtime),
+        fast_settings(),
+    )
+}
+
+#[tokio::test]
+async fn pending_store_runs_every_step_once_and_becomes_ready() {
+    let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let calls = counters();
+    let orch = start(&state, succeeding(calls.clone()));
+    insert(&state, "shop1").await;
+    orch.wake();
+    let store = wait_for_status(&state, "shop1", Status::Ready).await;
+    assert_eq!(store.step, Step::Done);
+    assert_eq!(store.attempts, 1);
+    assert!(store.ready_at.is_some() && store.provisioning_seconds.is_some());
+    assert_eq!(
+        store.urls.storefront.as_deref(),
+        Some("http://shop1.example")
+    );
+    let counts: Vec<u32> = calls.iter().map(|c| c.load(Ordering::SeqCst)).collect();
+    assert_eq!(counts, vec![1, 1, 1, 1, 1, 0]);
+    assert_eq!(
+        actions(&state, "shop1").await,
+        vec![
+            "provision.namespace",
+            "provision.guardrails",
+            "provision.credentials",
+            "provision.release",
+            "provision.readiness",
+            "store.ready"
+        ]
+    );
+    orch.shutdown().await;
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_then_succeed() {
+    let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let calls = counters();
+    let release_tries = Arc::new(AtomicU32::new(0));
+    let tries = release_tries.clone();
+    let rt = runtime(
+        calls.clone(),
+        Script {
+            release: Some(Box::new(move || {
+                if tries.fetch_add(1, Ordering::SeqCst) < 2 {
+                    Err(Error::Unavailable {
+                        message: "another operation is in progress".into(),
+                    })
+                } else {
+                    Ok(())
+                }
+            })),
+            ..Default::default()
+        },
+    );
+    let orch = start(&state, rt);
+    insert(&state, "shop2").await;
+    orch.wake();
+    let store = wait_for_status(&state, "shop2", Status::Ready).await;
+    assert_eq!(release_tries.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        store.attempts, 1,
+        "retries within a step are not new attempts"
+    );
+    orch.shutdown().await;
+}
+
+#[tokio::test]
+async fn permanent_failure_fails_the_store_and_retry_resumes_at_that_step() {
+    let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let calls = counters();
+    let broken = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let b = broken.clone();
+    let rt = runtime(
+        calls.clone(),
+        Script {
+            release: Some(Box::new(move || {
+                if b.load(Ordering::SeqCst) {
+                    Err(Error::Provisioning {
+                        message: "chart rejected the values: cpu \"lots\" is not a quantity".into(),
+                    })
+                } else {
+                    Ok(())
+                }
+            })),
+            ..Default::default()
+        },
+    );
+    let orch = start(&state, rt);
+    insert(&state, "shop3").await;
+    orch.wake();
+    let failed = wait_for_status(&state, "shop3", Status::Failed).await;
+    assert_eq!(failed.step, Step::Release);
+    assert!(
+        failed.message.contains("release failed") && failed.message.contains("lots"),
+        "{}",
+        failed.message
+    );
+    assert!(
+        actions(&state, "shop3")
+            .await
+            .ends_with(&["provision.release".to_owned(), "store.failed".to_owned()])
+    );
+
+    // Fix the cause, then retry the way the provisioner does.
+    broken.store(false, Ordering::SeqCst);
+    let mut again = failed.clone();
+    again.status = Status::Provisioning;
+    again.attempts += 1;
+    state.update(&again).await.expect("retry");
+    orch.wake();
+    let ready = wait_for_status(&state, "shop3", Status::Ready).await;
+    assert_eq!(ready.attempts, 2);
+    // Namespace, guardrails and credentials ran once: the retry resumed at release.
+    assert_eq!(calls[0].load(Ordering::SeqCst), 1);
+    assert_eq!(calls[2].load(Ordering::SeqCst), 1);
+    orch.shutdown().await;
+}
+
+#[tokio::test]
+async fn transient_failures_past_the_budget_fail_with_a_hint() {
+    let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let rt = runtime(
+        counters(),
+        Script {
+            namespace: Some(Box::new(|| {
+                Err(Error::Unavailable {
+                    message: "the API server could not be reached".into(),
+                })
+            })),
+            ..Default::default()
+        },
+    );
+    let orch = start(&state, rt);
+    insert(&state, "shop4").await;
+    orch.wake();
+    let failed = wait_for_status(&state, "shop4", Status::Failed).await;
+    assert_eq!(failed.step, Step::Namespace);
+    assert!(
+        failed.message.contains("could not be reached") && failed.message.contains("retry"),
+        "{}",
+        failed.message
+    );
+    orch.shutdown().await;
+}
+
+#[tokio::test]
+async fn deleting_store_is_torn_down_and_its_record_dropped() {
+    let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let calls = counters();
+    let orch = start(&state, succeeding(calls.clone()));
+    let mut changes = orch.subscribe();
+    let mut store = insert(&state, "shop5").await;
+    store.status = Status::Deleting;
+    state.update(&store).await.expect("mark deleting");
+    orch.wake();
+    let deleted = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(StoreChange::Deleted(s)) = changes.recv().await {
+                return s;
+            }
+        }
+    })
+    .await
+    .expect("deleted in time");
+    assert_eq!(deleted.name.as_str(), "shop5");
+    assert_eq!(calls[5].load(Ordering::SeqCst), 1);
+    assert_eq!(
+        calls[0].load(Ordering::SeqCst),
+        0,
+        "a deleted store is not provisioned"
+    );
+    let gone = state.get(&StoreName::new("shop5").expect("valid")).await;
+    assert_eq!(
+        gone.expect_err("record dropped").kind(),
+        ErrorKind::NotFound
+    );
+    assert!(
+        actions(&state, "shop5")
+            .await
+            .contains(&"store.deleted".to_owned())
+    );
+    orch.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_failing_teardown_keeps_the_store_deleting_with_the_reason() {
+    let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let rt = runtime(
+        counters(),
+        Script {
+            teardown: Some(Box::new(|| {
+                Err(Error::Timeout {
+                    operation:
+                        "namespace store-shop6 stuck in Terminating: NamespaceFinalizersRemaining"
+                            .into(),
+                    after: Duration::from_secs(1),
+                })
+            })),
+            ..Default::default()
+        },
+    );
+    let orch = start(&state, rt);
+    let mut store = insert(&state, "shop6").await;
+    store.status = Status::Deleting;
+    state.update(&store).await.expect("mark deleting");
+    orch.wake();
+    let name = StoreName::new("shop6").expect("valid");
+    let mut seen = None;
+    for _ in 0..200 {
+        let s = state.get(&name).await.expect("still there");
+        if s.message.contains("NamespaceFinalizersRemaining") {
+            seen = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let s = seen.expect("the reason is shown");
+    assert_eq!(s.status, Status::Deleting);
+    orch.shutdown().await;
+}
+
+#[tokio::test]
+async fn two_workers_sharing_a_state_store_provision_each_store_once() {
+    let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let calls = counters();
+    let a = start(&state, succeeding(calls.clone()));
+    let b = start(&state, succeeding(calls.clone()));
+    for i in 0..12 {
+        insert(&state, &format!("twin{i}")).await;
+    }
+    a.wake();
+    b.wake();
+    for i in 0..12 {
+        wait_for_status(&state, &format!("twin{i}"), Status::Ready).await;
+    }
+    assert_eq!(calls[0].load(Ordering::SeqCst), 12);
+    assert_eq!(calls[3].load(Ordering::SeqCst), 12);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn work_stopped_by_shutdown_is_resumed_by_the_next_worker() {
+    let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let slow = runtime(
+        counters(),
+        Script {
+            readiness: Some(Box::new(|| {
+                Err(Error::Unavailable {
+                    message: "still starting".into(),
+                })
+            })),
+            ..Default::default()
+        },
+    );
+    let mut settings = fast_settings();
+    settings.retry.max_attempts = 1000;
+    let first = Orchestrator::start(
+        state.clone(),
+        Arc::new(StateSink::new(state.clone())),
+        Arc::new(slow),
+        settings,
+    );
+    insert(&state, "shop7").await;
+    first.wake();
+    let name = StoreName::new("shop7").expect("valid");
+    for _ in 0..200 {
+        if state.get(&name).await.expect("exists").step == Step::Readiness {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.shutdown().await;
+    let stopped = state.get(&name).await.expect("exists");
+    assert_eq!(stopped.status, Status::Provisioning);
+    assert_eq!(stopped.step, Step::Readiness);
+
+    let calls = counters();
+    let second = start(&state, succeeding(calls.clone()));
+    second.wake();
+    wait_for_status(&state, "shop7", Status::Ready).await;
+    assert_eq!(
+        calls[0].load(Ordering::SeqCst),
+        0,
+        "earlier steps are not run again"
+    );
+    assert_eq!(calls[4].load(Ordering::SeqCst), 1);
+    second.shutdown().await;
+}
