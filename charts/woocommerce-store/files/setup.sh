@@ -54,8 +54,10 @@ wait_for() { # wait_for DESCRIPTION CMD...: retries CMD every 3s for WAIT_SECOND
   log "$what: ok after ${waited}s"
 }
 
+# The wordpress image copies its files, then writes wp-config.php; its last line loads
+# wp-settings.php, so a half-written file does not count.
 wordpress_files_ready() {
-  [ -s "$WP_PATH/wp-config.php" ] && [ -s "$WP_PATH/wp-includes/version.php" ]
+  [ -s "$WP_PATH/wp-includes/version.php" ] && grep -q "wp-settings.php" "$WP_PATH/wp-config.php"
 }
 
 # Connects with the credentials wp-config.php uses; the password stays in the environment.
