@@ -1,0 +1,738 @@
+//! The store lifecycle through `KubeProvisioner` against the local cluster (real API
+//! server, controllers, helm; KWOK runs the pods), with SQLite state:
+//!
+//! ```text
+//!  eval "$(tests/cluster/up)"
+//!  cargo test -p urumi-core --test lifecycle_cluster -- --nocapture
+//! ```
+//!
+//! create → Ready with every object checked; every step idempotent; a release the API
+//! server refuses → Failed → fixed → retry → Ready; delete leaves nothing; bad input
+//! creates nothing. Every test uses its own store names and deletes what it made, so the
+//! tests run in parallel with each other and with others on the same cluster. Without
+//! KUBECONFIG they fail (never skip).
+
+mod lifecycle_support;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Secret};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::Client;
+use kube::api::{Api, ListParams};
+use lifecycle_support::*;
+use urumi_core::audit::Outcome;
+use urumi_core::engine::{Engine, EngineSettings, Engines, WooCommerce, Workload};
+use urumi_core::guardrails::quantity::{bytes, cpu_millis};
+use urumi_core::guardrails::{
+    CredentialsLayout, Guardrails, GuardrailsConfig, NetworkProfile, STORE_LABEL, StoreContext,
+};
+use urumi_core::helm::HelmCli;
+use urumi_core::limits::Limits;
+use urumi_core::orchestrator::{KubeRuntime, KubeRuntimeSettings, ReadinessWatcher, StoreRuntime};
+use urumi_core::provisioner::CreateOptions;
+use urumi_core::store::{EngineId, Plan, Plans, Status, Step, StoreName, Urls};
+use urumi_core::{Caller, CreateStore, ErrorKind, Provisioner};
+
+/// The NetworkPolicies every WooCommerce store gets (no extra egress is configured).
+const POLICIES: &[&str] = &[
+    "urumi-default-deny",
+    "urumi-allow-ingress-controller",
+    "urumi-allow-db",
+    "urumi-allow-egress-dns",
+    "urumi-allow-egress-db",
+    "urumi-allow-egress-internet",
+];
+
+async fn create(p: &dyn Provisioner, name: &str, plan: Plan) {
+    p.create(
+        &admin(),
+        CreateStore::named(name).plan(plan.as_str()),
+        CreateOptions::default(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("create {name}: {e}"));
+}
+
+fn label<'a>(ns: &'a Namespace, key: &str) -> Option<&'a str> {
+    ns.metadata.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_store_becomes_ready_with_every_object_in_place() {
+    let client = kube_client().await;
+    let (state, _dir) = sqlite_state().await;
+    let p = provisioner(state, fast_settings()).await;
+    let name = unique("lc-ready");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    let ns_name = namespace_of(&name);
+    let plan = Plan::Medium;
+
+    create(&p, &name, plan).await;
+    let store = wait_ready(&p, &name).await;
+
+    // The record, as the HTTP API shows it.
+    let json = serde_json::to_value(&store).expect("store as JSON");
+    assert_eq!(json["status"], "Ready", "{json}");
+    assert_eq!(json["step"], "done", "{json}");
+    assert_eq!(json["attempts"], 1, "{json}");
+    assert_eq!(json["namespace"], ns_name.as_str(), "{json}");
+    assert_eq!(
+        json["urls"]["storefront"],
+        format!("http://{name}.127.0.0.1.nip.io"),
+        "{json}"
+    );
+    assert_eq!(
+        json["urls"]["admin"],
+        format!("http://{name}.127.0.0.1.nip.io/wp-admin/"),
+        "{json}"
+    );
+    assert!(json["readyAt"].is_string(), "readyAt missing: {json}");
+    let seconds = json["provisioningSeconds"].as_f64().expect("seconds");
+    assert!(seconds > 0.0, "provisioningSeconds {seconds}");
+
+    // The namespace: labels and Pod Security.
+    let ns = namespace(&client, &name).await.expect("namespace exists");
+    assert_eq!(label(&ns, "app.kubernetes.io/managed-by"), Some("urumi"));
+    assert_eq!(label(&ns, "urumi.dev/store"), Some(name.as_str()));
+    assert_eq!(label(&ns, "urumi.dev/tenant"), Some("acme"));
+    assert_eq!(
+        label(&ns, "pod-security.kubernetes.io/enforce"),
+        Some("baseline")
+    );
+    assert_eq!(
+        namespaces_labelled(&client, &name).await,
+        vec![ns_name.clone()]
+    );
+
+    // The quota is the plan's, value for value.
+    let size = Plans::default().size(plan).clone();
+    let quota = Api::<ResourceQuota>::namespaced(client.clone(), &ns_name)
+        .get("urumi-quota")
+        .await
+        .expect("quota");
+    let hard = quota.spec.and_then(|s| s.hard).expect("quota hard");
+    let cpu = |k: &str| cpu_millis(&hard[k].0).expect("cpu quantity");
+    let mem = |k: &str| bytes(&hard[k].0).expect("byte quantity");
+    assert_eq!(
+        cpu("requests.cpu"),
+        cpu_millis(&size.cpu_request).expect("plan")
+    );
+    assert_eq!(
+        cpu("limits.cpu"),
+        cpu_millis(&size.cpu_limit).expect("plan")
+    );
+    assert_eq!(
+        mem("requests.memory"),
+        bytes(&size.memory_request).expect("plan")
+    );
+    assert_eq!(
+        mem("limits.memory"),
+        bytes(&size.memory_limit).expect("plan")
+    );
+    assert_eq!(mem("requests.storage"), bytes(&size.storage).expect("plan"));
+    assert_eq!(hard["pods"].0, size.pods.to_string());
+    assert_eq!(hard["persistentvolumeclaims"].0, size.pvcs.to_string());
+
+    // LimitRange and NetworkPolicies.
+    let lr = Api::<LimitRange>::namespaced(client.clone(), &ns_name)
+        .get("urumi-limits")
+        .await
+        .expect("limit range");
+    assert!(
+        !lr.spec.map(|s| s.limits).unwrap_or_default().is_empty(),
+        "the LimitRange has limits"
+    );
+    let mut policies: Vec<String> = Api::<NetworkPolicy>::namespaced(client.clone(), &ns_name)
+        .list(&ListParams::default())
+        .await
+        .expect("policies")
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect();
+    policies.sort();
+    let mut want: Vec<String> = POLICIES.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(policies, want);
+
+    // The credentials Secret, with long passwords.
+    let secret = credentials_secret(&client, &name)
+        .await
+        .expect("credentials Secret");
+    let values: BTreeMap<String, String> = secret_values(&secret).into_iter().collect();
+    for key in [
+        "db-password",
+        "db-root-password",
+        "admin-password",
+        "webhook-secret",
+    ] {
+        let v = values.get(key).unwrap_or_else(|| panic!("{key} missing"));
+        assert!(v.len() >= 24, "{key} is {} characters", v.len());
+    }
+
+    // Exactly one release, deployed, revision 1.
+    let releases = helm_list(&ns_name).await;
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    assert_eq!(releases[0].name, name);
+    assert_eq!(releases[0].status, "deployed", "{releases:?}");
+    assert_eq!(releases[0].revision, "1", "{releases:?}");
+
+    // The audit trail, in order.
+    let events = trail(&p, &name).await;
+    let actions: Vec<&str> = events
+        .iter()
+        .filter(|e| e.outcome == Outcome::Success)
+        .map(|e| e.action.as_str())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "store.create",
+            "provision.namespace",
+            "provision.guardrails",
+            "provision.credentials",
+            "provision.release",
+            "provision.readiness",
+            "store.ready",
+        ],
+        "trail:\n{}",
+        describe_trail(&events)
+    );
+
+    // Credentials: the Secret's, audited, and never written anywhere else.
+    let creds = p.credentials(&admin(), &name).await.expect("credentials");
+    assert_eq!(creds.username, values["admin-user"]);
+    assert_eq!(creds.username, "admin");
+    assert_eq!(creds.password, values["admin-password"]);
+    assert_eq!(
+        creds.admin_url.as_deref(),
+        Some(format!("http://{name}.127.0.0.1.nip.io/wp-admin/").as_str())
+    );
+    assert!(!format!("{creds:?}").contains(&creds.password));
+    let events = trail(&p, &name).await;
+    let reads: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "store.credentials.read")
+        .collect();
+    assert_eq!(reads.len(), 1, "trail:\n{}", describe_trail(&events));
+    assert_eq!(reads[0].outcome, Outcome::Success);
+    assert_eq!(reads[0].actor, "lifecycle-test");
+    let everything = format!(
+        "{}\n{}\n{}",
+        serde_json::to_string(&events).expect("events as JSON"),
+        serde_json::to_string(&p.get(&admin(), &name).await.expect("get")).expect("JSON"),
+        serde_json::to_string(&p.list(&admin(), Default::default()).await.expect("list"))
+            .expect("JSON"),
+    );
+    for (key, value) in &values {
+        if key != "admin-user" {
+            assert!(
+                !everything.contains(value.as_str()),
+                "the value of {key} is in the audit trail or a store record"
+            );
+        }
+    }
+
+    delete_and_wait(&p, &name).await;
+    p.shutdown().await;
+}
+
+/// What a user could see change in a store's objects.
+#[derive(Debug, PartialEq)]
+struct Versions {
+    namespace: String,
+    /// The quota's status changes with usage; what urumi applies is its managed fields.
+    quota_applied: String,
+    limit_range: String,
+    policies: BTreeMap<String, String>,
+    secret: String,
+    revisions: Vec<String>,
+}
+
+async fn versions(client: &Client, name: &str) -> Versions {
+    let ns = namespace_of(name);
+    let rv = |m: &kube::api::ObjectMeta| m.resource_version.clone().unwrap_or_default();
+    let namespace = rv(&namespace(client, name).await.expect("namespace").metadata);
+    let quota = Api::<ResourceQuota>::namespaced(client.clone(), &ns)
+        .get("urumi-quota")
+        .await
+        .expect("quota");
+    let quota_applied = quota
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|f| f.manager.as_deref() == Some("urumi"))
+        .map(|f| serde_json::to_string(f).expect("managed fields as JSON"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!quota_applied.is_empty(), "urumi manages the quota");
+    let limit_range = rv(&Api::<LimitRange>::namespaced(client.clone(), &ns)
+        .get("urumi-limits")
+        .await
+        .expect("limit range")
+        .metadata);
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), &ns)
+        .list(&ListParams::default())
+        .await
+        .expect("policies")
+        .items
+        .into_iter()
+        .map(|p| (p.metadata.name.clone().unwrap_or_default(), rv(&p.metadata)))
+        .collect();
+    let secret = rv(&Api::<Secret>::namespaced(client.clone(), &ns)
+        .get(&format!("{name}-credentials"))
+        .await
+        .expect("secret")
+        .metadata);
+    let revisions = helm_list(&ns)
+        .await
+        .into_iter()
+        .map(|r| format!("{} r{} {}", r.name, r.revision, r.status))
+        .collect();
+    Versions {
+        namespace,
+        quota_applied,
+        limit_range,
+        policies,
+        secret,
+        revisions,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_step_run_again_on_a_ready_store_changes_nothing() {
+    let client = kube_client().await;
+    let (state, _dir) = sqlite_state().await;
+    let p = provisioner(state, fast_settings()).await;
+    let name = unique("lc-idem");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    create(&p, &name, Plan::Small).await;
+    let store = wait_ready(&p, &name).await;
+    let before = versions(&client, &name).await;
+    assert_eq!(before.revisions, vec![format!("{name} r1 deployed")]);
+
+    // A second runtime, as a second replica (or this one after a restart) would have.
+    let runtime = KubeRuntime::new(
+        Guardrails::new(client.clone(), GuardrailsConfig::default()),
+        Engines::default(),
+        Arc::new(HelmCli::new()),
+        ReadinessWatcher::start(&client, STORE_LABEL),
+        KubeRuntimeSettings::default(),
+    );
+    for round in 1..=2 {
+        runtime.namespace(&store).await.expect("namespace again");
+        runtime.guardrails(&store).await.expect("guardrails again");
+        runtime
+            .credentials(&store)
+            .await
+            .expect("credentials again");
+        runtime.release(&store).await.expect("release again");
+        runtime
+            .readiness(&store, Duration::from_secs(60))
+            .await
+            .expect("readiness again");
+        assert_eq!(
+            runtime.urls(&store),
+            Urls {
+                storefront: Some(format!("http://{name}.127.0.0.1.nip.io")),
+                admin: Some(format!("http://{name}.127.0.0.1.nip.io/wp-admin/")),
+            }
+        );
+        let after = versions(&client, &name).await;
+        assert_eq!(after, before, "round {round} changed something");
+    }
+    let creds = p.credentials(&admin(), &name).await.expect("credentials");
+    let secret = credentials_secret(&client, &name).await.expect("secret");
+    let values: BTreeMap<String, String> = secret_values(&secret).into_iter().collect();
+    assert_eq!(creds.password, values["admin-password"], "not rotated");
+
+    delete_and_wait(&p, &name).await;
+    p.shutdown().await;
+}
+
+/// WooCommerce, except that while `broken` is set its values give WordPress a CPU
+/// request the API server refuses ("lots").
+#[derive(Debug)]
+struct BreakableWoo {
+    inner: WooCommerce,
+    broken: Arc<AtomicBool>,
+}
+
+impl Engine for BreakableWoo {
+    fn id(&self) -> &EngineId {
+        self.inner.id()
+    }
+    fn chart(&self) -> urumi_core::Result<PathBuf> {
+        self.inner.chart()
+    }
+    fn release_name(&self, store: &StoreName) -> String {
+        self.inner.release_name(store)
+    }
+    fn credentials(&self, store: &StoreContext) -> CredentialsLayout {
+        self.inner.credentials(store)
+    }
+    fn network(&self) -> NetworkProfile {
+        self.inner.network()
+    }
+    fn values(
+        &self,
+        store: &StoreContext,
+        settings: &EngineSettings,
+    ) -> urumi_core::Result<serde_json::Value> {
+        let mut values = self.inner.values(store, settings)?;
+        if self.broken.load(Ordering::SeqCst) {
+            values["wordpress"]["resources"]["requests"]["cpu"] = "lots".into();
+        }
+        Ok(values)
+    }
+    fn workloads(&self, store: &StoreContext, revision: u32) -> Vec<Workload> {
+        self.inner.workloads(store, revision)
+    }
+    fn urls(&self, store: &StoreName, settings: &EngineSettings) -> Urls {
+        self.inner.urls(store, settings)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_release_fails_the_store_and_retry_after_the_fix_makes_it_ready() {
+    let client = kube_client().await;
+    let (state, _dir) = sqlite_state().await;
+    let broken = Arc::new(AtomicBool::new(true));
+    let mut engines = Engines::empty();
+    engines.register(Arc::new(BreakableWoo {
+        inner: WooCommerce::new(),
+        broken: broken.clone(),
+    }));
+    let p = urumi_core::KubeProvisioner::builder(client.clone(), state)
+        .engines(engines)
+        .settings(fast_settings())
+        .build()
+        .expect("build");
+    let name = unique("lc-fail");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    create(&p, &name, Plan::Small).await;
+
+    let err = p
+        .wait(&admin(), &name, Some(Status::Ready), READY_TIMEOUT)
+        .await
+        .expect_err("the release is refused");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let failed = p.get(&admin(), &name).await.expect("get");
+    assert_eq!(failed.status, Status::Failed, "{failed:?}");
+    assert_eq!(failed.step, Step::Release, "{failed:?}");
+    assert_eq!(failed.attempts, 1);
+    let msg = failed.message.clone();
+    eprintln!("{name} failed as expected: {msg}");
+    assert!(msg.starts_with("release failed"), "{msg}");
+    assert!(
+        msg.contains("lots") || msg.to_lowercase().contains("quantit"),
+        "the reason names the refused value: {msg}"
+    );
+    let secret = credentials_secret(&client, &name).await.expect("secret");
+    for (key, value) in secret_values(&secret) {
+        if key != "admin-user" {
+            assert!(!msg.contains(&value), "{key} in the failure message");
+        }
+    }
+    let events = trail(&p, &name).await;
+    let failures: Vec<_> = events
+        .iter()
+        .filter(|e| e.outcome == Outcome::Failure)
+        .map(|e| e.action.as_str())
+        .collect();
+    assert_eq!(
+        failures,
+        ["provision.release", "store.failed"],
+        "{}",
+        describe_trail(&events)
+    );
+
+    // Fix the cause, retry; a second retry while it works is refused.
+    broken.store(false, Ordering::SeqCst);
+    let retried = p.retry(&admin(), &name).await.expect("retry");
+    assert_eq!(retried.status, Status::Provisioning);
+    let again = p
+        .retry(&admin(), &name)
+        .await
+        .expect_err("not Failed any more");
+    assert_eq!(again.kind(), ErrorKind::Conflict, "{again}");
+    let ready = wait_ready(&p, &name).await;
+    assert_eq!(ready.attempts, 2, "{ready:?}");
+    assert_eq!(ready.step, Step::Done);
+    let releases = helm_list(&namespace_of(&name)).await;
+    eprintln!("{name} after retry: {releases:?}");
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    assert_eq!(releases[0].status, "deployed", "{releases:?}");
+    let creds = p.credentials(&admin(), &name).await.expect("credentials");
+    let values: BTreeMap<String, String> = secret_values(&secret).into_iter().collect();
+    assert_eq!(
+        creds.password, values["admin-password"],
+        "kept across retry"
+    );
+
+    delete_and_wait(&p, &name).await;
+    p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_leaves_nothing_behind_and_is_idempotent() {
+    let client = kube_client().await;
+    let (state, _dir) = sqlite_state().await;
+    let p = provisioner(state, fast_settings()).await;
+    let name = unique("lc-del");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    create(&p, &name, Plan::Small).await;
+    wait_ready(&p, &name).await;
+    assert!(
+        !leftovers(&client, &name).await.is_empty(),
+        "a store exists"
+    );
+
+    let first = p.delete(&admin(), &name).await.expect("delete");
+    assert_eq!(first.status, Status::Deleting);
+    // Asked again while it is being deleted: the same store, still Deleting.
+    let second = p.delete(&admin(), &name).await.expect("delete again");
+    assert_eq!(second.status, Status::Deleting);
+    assert_eq!(second.name.as_str(), name);
+
+    p.wait(&admin(), &name, None, GONE_TIMEOUT)
+        .await
+        .expect("gone");
+    assert_eq!(
+        p.get(&admin(), &name).await.expect_err("no record").kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        p.delete(&admin(), &name)
+            .await
+            .expect_err("deleting a gone store")
+            .kind(),
+        ErrorKind::NotFound
+    );
+    let left = leftovers(&client, &name).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let events = trail(&p, &name).await;
+    let actions: Vec<_> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions.iter().filter(|a| **a == "store.delete").count(),
+        1,
+        "one delete request recorded: {}",
+        describe_trail(&events)
+    );
+    assert_eq!(actions.last(), Some(&"store.deleted"), "{actions:?}");
+    p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_still_provisioning_can_be_deleted() {
+    let client = kube_client().await;
+    let (state, _dir) = sqlite_state().await;
+    let p = provisioner(state, fast_settings()).await;
+    let name = unique("lc-delprov");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    let mut changes = p.subscribe();
+    create(&p, &name, Plan::Small).await;
+    // Delete as soon as it has something in the cluster (namespace made, more to come).
+    let reached = tokio::time::timeout(READY_TIMEOUT, async {
+        loop {
+            let change = changes.recv().await.expect("changes");
+            let s = change.store();
+            if s.name.as_str() == name
+                && s.status == Status::Provisioning
+                && s.step >= Step::Guardrails
+            {
+                return s.clone();
+            }
+        }
+    })
+    .await
+    .expect("provisioning reaches the guardrails step");
+    assert_ne!(reached.status, Status::Ready);
+    let deleting = p.delete(&admin(), &name).await.expect("delete");
+    assert_eq!(deleting.status, Status::Deleting);
+    p.wait(&admin(), &name, None, GONE_TIMEOUT)
+        .await
+        .expect("gone");
+    let left = leftovers(&client, &name).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // Nothing comes back once the worker is done with it.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let left = leftovers(&client, &name).await;
+    assert!(left.is_empty(), "came back: {left:?}");
+    assert_eq!(
+        p.get(&admin(), &name).await.expect_err("gone").kind(),
+        ErrorKind::NotFound
+    );
+    p.shutdown().await;
+}
+
+/// Refused `request` with `kind`, and nothing of `name` anywhere.
+async fn refused(
+    p: &dyn Provisioner,
+    client: &Client,
+    caller: &Caller,
+    request: CreateStore,
+    kind: ErrorKind,
+) {
+    let name = request.name.clone();
+    let err = p
+        .create(caller, request, CreateOptions::default())
+        .await
+        .expect_err(&format!("{name} is refused"));
+    assert_eq!(err.kind(), kind, "{name}: {err}");
+    assert_eq!(
+        p.get(caller, &name).await.expect_err("no record").kind(),
+        ErrorKind::NotFound,
+        "{name}"
+    );
+    assert!(
+        namespace(client, &name.to_lowercase()).await.is_none(),
+        "{name}: a namespace was created"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_before_anything_is_created() {
+    let client = kube_client().await;
+    let (state, _dir) = sqlite_state().await;
+    let p = provisioner(state, fast_settings()).await;
+    // Nothing here should ever reach the cluster; stop the worker so a wrongly
+    // accepted store would show as a record rather than race the checks.
+    p.shutdown().await;
+    let caller = admin();
+    let tag = unique("x");
+    let tag = tag.trim_start_matches("x-");
+    for bad in [
+        format!("Shop-{tag}"),
+        "ab".to_owned(),
+        "admin".to_owned(),
+        format!("kube-{tag}"),
+        format!("-lead-{tag}"),
+        format!("{tag}-{}", "x".repeat(40)),
+    ] {
+        refused(
+            &p,
+            &client,
+            &caller,
+            CreateStore::named(bad),
+            ErrorKind::InvalidName,
+        )
+        .await;
+    }
+    refused(
+        &p,
+        &client,
+        &caller,
+        CreateStore::named(format!("lc-plan-{tag}")).plan("huge"),
+        ErrorKind::InvalidSpec,
+    )
+    .await;
+    refused(
+        &p,
+        &client,
+        &caller,
+        CreateStore::named(format!("lc-engine-{tag}")).engine("medusa"),
+        ErrorKind::InvalidSpec,
+    )
+    .await;
+    let list = p.list(&caller, Default::default()).await.expect("list");
+    assert!(list.items.is_empty(), "records: {:?}", list.items);
+    let denied = p
+        .audit(&caller, Default::default())
+        .await
+        .expect("audit")
+        .items;
+    assert_eq!(denied.len(), 8, "every refusal is audited");
+    assert!(denied.iter().all(|e| e.outcome == Outcome::Denied));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_over_its_cap_or_its_rate_is_refused_before_anything_is_created() {
+    let client = kube_client().await;
+    let tag = unique("x");
+    let tag = tag.trim_start_matches("x-").to_owned();
+
+    // Tenant cap: one store per tenant.
+    let (state, _dir) = sqlite_state().await;
+    let mut settings = fast_settings();
+    settings.limits = Limits {
+        stores_per_tenant: 1,
+        ..Limits::unlimited()
+    };
+    let p = provisioner(state, settings).await;
+    p.shutdown().await; // the accepted store stays Pending: nothing in the cluster
+    let caller = Caller::tenant("key:cap", tenant(&format!("cap-{tag}")));
+    p.create(
+        &caller,
+        CreateStore::named(format!("lc-cap1-{tag}")),
+        CreateOptions::default(),
+    )
+    .await
+    .expect("the first store fits");
+    refused(
+        &p,
+        &client,
+        &caller,
+        CreateStore::named(format!("lc-cap2-{tag}")),
+        ErrorKind::QuotaExceeded,
+    )
+    .await;
+    // Another tenant is not affected.
+    let other = Caller::tenant("key:other", tenant(&format!("other-{tag}")));
+    p.create(
+        &other,
+        CreateStore::named(format!("lc-cap3-{tag}")),
+        CreateOptions::default(),
+    )
+    .await
+    .expect("another tenant's first store fits");
+
+    // Rate: one creation per hour per tenant, even after the first store is gone.
+    let (state, _dir2) = sqlite_state().await;
+    let mut settings = fast_settings();
+    settings.limits = Limits {
+        creations_per_hour: 1,
+        ..Limits::unlimited()
+    };
+    let p = provisioner(state, settings).await;
+    p.shutdown().await;
+    let caller = Caller::tenant("key:rate", tenant(&format!("rate-{tag}")));
+    p.create(
+        &caller,
+        CreateStore::named(format!("lc-rate1-{tag}")),
+        CreateOptions::default(),
+    )
+    .await
+    .expect("the first creation fits");
+    refused(
+        &p,
+        &client,
+        &caller,
+        CreateStore::named(format!("lc-rate2-{tag}")),
+        ErrorKind::RateLimited,
+    )
+    .await;
+    let events = p
+        .audit(&caller, Default::default())
+        .await
+        .expect("audit")
+        .items;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "store.create" && e.outcome == Outcome::Denied),
+        "the refusal is audited: {}",
+        describe_trail(&events)
+    );
+}
