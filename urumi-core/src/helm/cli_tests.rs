@@ -223,7 +223,9 @@ async fn a_hung_helm_is_killed_at_the_deadline() {
 #[tokio::test]
 async fn at_the_deadline_helm_gets_sigterm_first_to_record_the_failure() {
     let fake = fake_with_upgrade(
-        "trap 'echo term > \"$D/term\"; kill $! 2>/dev/null; exit 143' TERM\n\
+        // Like helm, it reports the cancellation on stdout first: that write must not
+        // hit a closed pipe (SIGPIPE would kill it before it records the failure).
+        "trap 'echo Release shop1 has been cancelled.; echo term > \"$D/term\"; kill $! 2>/dev/null; exit 143' TERM\n\
          echo $$ > \"$D/pid\"; sleep 30 & wait $!",
     );
     let helm = fake

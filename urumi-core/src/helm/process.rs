@@ -83,10 +83,14 @@ impl Runner {
                 format!("cannot run {}{hint}: {e}", inner.binary.display()),
             )
         })?;
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
+        // The pipes are drained by tasks of their own, which outlive the deadline: helm
+        // reports a cancellation on stdout, and a write to a closed pipe would kill it
+        // (SIGPIPE) before it records the release as failed.
+        let mut stdout = tokio::spawn(read_all(child.stdout.take()));
+        let mut stderr = tokio::spawn(read_all(child.stderr.take()));
         let finished = tokio::time::timeout(inner.timeout, async {
-            tokio::join!(child.wait(), read_all(stdout), read_all(stderr))
+            let status = child.wait().await;
+            (status, (&mut stdout).await, (&mut stderr).await)
         })
         .await;
         let (status, stdout, stderr) = match finished {
@@ -95,6 +99,8 @@ impl Runner {
                 // Stop and reap before returning, so no helm is left working on the
                 // release when the caller decides what to do next.
                 let how = stop(&mut child, inner.kill_grace).await;
+                stdout.abort();
+                stderr.abort();
                 tracing::warn!(
                     operation = call.operation,
                     release = call.release,
@@ -114,10 +120,21 @@ impl Runner {
         let elapsed_ms = duration_ms(started.elapsed());
         let status = status
             .map_err(|e| call.error(HelmErrorKind::Failed, format!("waiting for helm: {e}")))?;
-        let stdout = stdout.map_err(|e| {
-            call.error(HelmErrorKind::Failed, format!("reading helm's output: {e}"))
-        })?;
-        let stderr = String::from_utf8_lossy(&stderr.unwrap_or_default()).into_owned();
+        let stdout = match stdout {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(e)) => {
+                let message = format!("reading helm's output: {e}");
+                return Err(call.error(HelmErrorKind::Failed, message));
+            }
+            Err(e) => {
+                let message = format!("reading helm's output: {e}");
+                return Err(call.error(HelmErrorKind::Failed, message));
+            }
+        };
+        let stderr = match stderr {
+            Ok(Ok(bytes)) => String::from_utf8_lossy(&bytes).into_owned(),
+            _ => String::new(),
+        };
 
         if status.success() {
             tracing::debug!(
