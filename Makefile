@@ -1,5 +1,13 @@
 # The commands a newcomer needs; each is a thin wrapper over a script in tests/.
-.PHONY: cluster cluster-down postgres postgres-down test lint bench
+.PHONY: demo demo-down cluster cluster-down postgres postgres-down test lint bench
+
+## demo: the main job: local cluster up, a store created and followed until Ready
+demo:
+	@tests/demo up
+
+## demo-down: delete the demo store and wait until nothing of it remains
+demo-down:
+	@tests/demo down
 
 ## cluster: start (or reuse) the local Kubernetes; prints the exports to eval
 cluster:
@@ -27,3 +35,4 @@ lint:
 ## bench: the benchmarks; each prints its figures and ratios
 bench:
 	@eval "$$(tests/postgres/up)" && cargo bench -p urumi-core --bench state
+	@eval "$$(tests/cluster/up)" && cargo bench -p urumi-core --bench lifecycle
