@@ -206,8 +206,60 @@ async fn woocommerce_installs_and_gets_ready_within_the_small_plan() {
     helm.uninstall(&release, &ctx.namespace)
         .await
         .expect("helm uninstall");
-    guardrails
+    let store_pvs = |items: Vec<k8s_openapi::api::core::v1::PersistentVolume>| -> Vec<String> {
+        items
+            .into_iter()
+            .filter(|pv| {
+                pv.spec
+                    .as_ref()
+                    .and_then(|s| s.claim_ref.as_ref())
+                    .and_then(|c| c.namespace.as_deref())
+                    == Some(ctx.namespace.as_str())
+            })
+            .map(|pv| pv.metadata.name.unwrap_or_default())
+            .collect()
+    };
+    let pvs = Api::<k8s_openapi::api::core::v1::PersistentVolume>::all(client.clone());
+    let bound = store_pvs(
+        pvs.list(&ListParams::default())
+            .await
+            .expect("list PVs")
+            .items,
+    );
+    assert_eq!(bound.len(), 2, "WordPress and MariaDB volumes: {bound:?}");
+
+    let took = guardrails
         .delete_namespace(&ctx.namespace, Duration::from_secs(120))
         .await
         .expect("namespace deleted");
+    eprintln!(
+        "namespace deletion with the store's workloads and volumes: {} ms",
+        took.as_millis()
+    );
+    let pvcs = Api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>::namespaced(
+        client.clone(),
+        &ctx.namespace,
+    )
+    .list(&ListParams::default())
+    .await
+    .expect("list PVCs");
+    assert!(pvcs.items.is_empty(), "no PVC of the store remains");
+    // The volumes themselves are released and deleted by their reclaim policy.
+    let mut left = Vec::new();
+    for _ in 0..60 {
+        left = store_pvs(
+            pvs.list(&ListParams::default())
+                .await
+                .expect("list PVs")
+                .items,
+        );
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        left.is_empty(),
+        "PersistentVolumes of the store remain: {left:?}"
+    );
 }
