@@ -15,7 +15,8 @@
 //!  helm upgrade --install --reset-values -f values.json -o json   (no --wait)
 //!       │ exit 0 ──▶ stdout JSON ──parse──▶ Release
 //!       │ exit ≠ 0 ─▶ stderr ──scrub secrets──▶ classify ──▶ HelmError { kind, message }
-//!       │ deadline ─▶ kill the child ──▶ HelmErrorKind::Timeout
+//!       │ deadline ─▶ SIGTERM (helm marks the release failed), grace, SIGKILL ─▶ Timeout
+//!       │ call dropped (task cancelled) ─▶ SIGKILL at once (kill_on_drop)
 //!       ▼
 //!  HelmError ──From──▶ crate::Error (kind() / is_retryable() for the caller)
 //! ```
@@ -283,7 +284,10 @@ pub trait HelmDriver: Send + Sync {
     /// Not idempotent in the revision count (each call records one), but rolling back
     /// to the same revision twice leaves the same objects. Errors:
     /// [`NotFound`](HelmErrorKind::NotFound) when the release or the revision does not
-    /// exist, plus the kinds every method may return.
+    /// exist, plus the kinds every method may return. This call is given no values, so
+    /// its messages cannot be scrubbed of them: a chart that quotes a secret in a
+    /// rendering error could show it here (the repair rollback inside
+    /// `upgrade_install` is scrubbed).
     async fn rollback(
         &self,
         release: &str,
