@@ -108,13 +108,15 @@ impl WooCommerce {
 
     /// Sets the containers' shares of the plan.
     ///
-    /// Errors: `InvalidConfig` when a share is zero or they add up to more than 1000.
+    /// Errors: `InvalidConfig` when a share is zero, above 500‰ (the LimitRange's
+    /// per-container maximum is half the plan) or they add up to more than 1000‰.
     pub fn with_shares(mut self, shares: WorkloadShares) -> Result<Self> {
-        let sum = shares.wordpress + shares.mariadb + shares.setup;
-        if shares.wordpress == 0 || shares.mariadb == 0 || shares.setup == 0 || sum > 1000 {
+        let parts = [shares.wordpress, shares.mariadb, shares.setup];
+        let sum: u64 = parts.iter().sum();
+        if parts.iter().any(|p| *p == 0 || *p > 500) || sum > 1000 {
             return Err(Error::InvalidConfig {
                 message: format!(
-                    "woocommerce workload shares must be above zero and add up to at most 1000‰ (got {sum}‰)"
+                    "woocommerce workload shares must each be 1-500‰ and add up to at most 1000‰ (got {parts:?}‰)"
                 ),
             });
         }
@@ -442,11 +444,19 @@ mod tests {
             urls.admin.as_deref(),
             Some("http://shop1.127.0.0.1.nip.io/wp-admin/")
         );
-        let too_much = WorkloadShares {
-            wordpress: 600,
+        for bad in [(600, 200, 100), (500, 400, 200), (0, 300, 200)] {
+            let shares = WorkloadShares {
+                wordpress: bad.0,
+                mariadb: bad.1,
+                setup: bad.2,
+            };
+            assert!(WooCommerce::new().with_shares(shares).is_err(), "{bad:?}");
+        }
+        let ok = WorkloadShares {
+            wordpress: 500,
             mariadb: 300,
             setup: 200,
         };
-        assert!(WooCommerce::new().with_shares(too_much).is_err());
+        assert!(WooCommerce::new().with_shares(ok).is_ok());
     }
 }

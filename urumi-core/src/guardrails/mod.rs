@@ -35,13 +35,15 @@ pub mod quantity;
 
 use std::collections::BTreeMap;
 
-use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::store::{Plan, PlanSize, Plans, Store, StoreName, StoreSpec, TenantId};
 
 pub use apply::{Applied, CredentialsOutcome, Guardrails};
-pub use credentials::{AdminCredentials, Credentials, CredentialsLayout, SecretString};
+pub use credentials::{
+    AdminCredentials, Credentials, CredentialsLayout, SecretString, credentials_secret,
+};
 pub use delete::namespace_stuck_reason;
 pub use network::{NetworkProfile, network_policies};
 pub use objects::{ContainerDefaults, container_defaults, limit_range, namespace, resource_quota};
