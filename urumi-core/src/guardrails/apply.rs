@@ -277,7 +277,8 @@ impl Guardrails {
             .admin(layout)
     }
 
-    pub(crate) fn client(&self) -> &Client {
+    /// The client these guardrails talk through.
+    pub fn client(&self) -> &Client {
         &self.client
     }
 }
