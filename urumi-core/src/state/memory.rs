@@ -170,7 +170,7 @@ impl StateStore for MemoryStore {
         let limit = query.page_size()? as usize;
         let pos = query.cursor.as_deref().map(cursor::decode).transpose()?;
         let inner = self.lock();
-        let mut items: Vec<Store> = inner
+        let mut items: Vec<&Store> = inner
             .stores
             .values()
             .map(|e| &e.store)
@@ -180,9 +180,9 @@ impl StateStore for MemoryStore {
                 pos.as_ref()
                     .is_none_or(|p| cursor::is_after(s.created_at, s.name.as_str(), p))
             })
-            .cloned()
             .collect();
-        items.sort_by(|a, b| (b.created_at, &b.name).cmp(&(a.created_at, &a.name)));
+        items.sort_unstable_by(|a, b| (b.created_at, &b.name).cmp(&(a.created_at, &a.name)));
+        let items: Vec<Store> = items.into_iter().take(limit + 1).cloned().collect();
         Ok(super::page_of(items, limit, |s| {
             cursor::encode(s.created_at, s.name.as_str())
         }))

@@ -88,3 +88,48 @@ async fn a_schema_newer_than_the_code_is_refused_without_data_loss() {
         .await
         .expect("data kept");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_replicas_never_claim_the_same_store() {
+    use std::collections::HashSet;
+    use std::time::Duration;
+    let url = crate::postgres_schema_url().await;
+    let a = state::open(&url).await.expect("replica a");
+    let b = state::open(&url).await.expect("replica b");
+    for i in 0..40 {
+        a.insert(
+            &mk_store(&format!("work-{i}"), "acme"),
+            &urumi_core::state::conformance::unlimited(),
+        )
+        .await
+        .unwrap();
+    }
+    let tasks = (0..8).map(|w| {
+        let st = if w % 2 == 0 { a.clone() } else { b.clone() };
+        tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let batch = st
+                    .claim_next(&format!("w{w}"), Duration::from_secs(60), 3)
+                    .await
+                    .unwrap();
+                if batch.is_empty() {
+                    return mine;
+                }
+                mine.extend(batch.into_iter().map(|s| s.name.to_string()));
+            }
+        })
+    });
+    let mut seen = HashSet::new();
+    let mut total = 0;
+    for t in futures::future::join_all(tasks).await {
+        let mine = t.unwrap();
+        total += mine.len();
+        seen.extend(mine);
+    }
+    assert_eq!(
+        total, 40,
+        "every store claimed exactly once across replicas"
+    );
+    assert_eq!(seen.len(), 40);
+}

@@ -151,3 +151,39 @@ async fn a_schema_newer_than_the_code_is_refused_without_data_loss() {
         .await
         .expect("the data survived the refused open");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_on_one_file_share_the_limits_like_two_processes() {
+    use urumi_core::limits::Limits;
+    use urumi_core::state::InsertOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let a = state::open(&url(&path)).await.unwrap();
+    let b = state::open(&url(&path)).await.unwrap();
+    let opts = InsertOptions {
+        limits: Limits {
+            stores_per_tenant: 10,
+            ..Limits::unlimited()
+        },
+        idempotency: None,
+    };
+    let tasks = (0..40).map(|i| {
+        let st = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let opts = opts.clone();
+        tokio::spawn(async move {
+            st.insert(&mk_store(&format!("twin-{i}"), "acme"), &opts)
+                .await
+        })
+    });
+    let results = futures::future::join_all(tasks).await;
+    let ok = results.iter().filter(|r| matches!(r, Ok(Ok(_)))).count();
+    assert_eq!(
+        ok, 10,
+        "two handles on one file (no shared in-process lock) still admit exactly 10"
+    );
+    for r in results {
+        if let Ok(Err(e)) = r {
+            assert_eq!(e.kind(), ErrorKind::QuotaExceeded, "{e}");
+        }
+    }
+}

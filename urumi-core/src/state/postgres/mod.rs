@@ -10,6 +10,7 @@
 //! the URL to give urumi its own schema in a shared database.
 
 mod ops;
+mod work;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -10,6 +10,7 @@
 //! ```
 
 mod ops;
+mod work;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
