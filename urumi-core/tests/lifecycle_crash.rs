@@ -1,0 +1,229 @@
+//! A provisioning process killed with SIGKILL mid-provisioning, then started again:
+//! the store still reaches Ready, with one namespace and one helm release.
+//!
+//! ```text
+//!  eval "$(tests/cluster/up)"
+//!  cargo build -p urumi-core --example lifecycle     # the test also runs this itself
+//!  cargo test -p urumi-core --test lifecycle_crash -- --nocapture
+//!
+//!  lifecycle up NAME --state sqlite://… --lease-ttl 3 ──stderr "[NAME] Provisioning release"──▶
+//!     kill -9 (the whole process group: the example and its helm, as a dead pod would)
+//!  lifecycle up NAME … ──▶ exit 0, Ready ──▶ one namespace, `helm list` one row, deployed
+//!  lifecycle down NAME … ──▶ nothing remains
+//! ```
+//!
+//! The example binary is the one under `target/<profile>/examples/` next to this test.
+//! Without KUBECONFIG the tests fail (never skip).
+
+mod lifecycle_support;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use lifecycle_support::*;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use urumi_core::store::{Status, Step, StoreName};
+
+/// `target/<profile>/examples/lifecycle`, built first when run under cargo.
+fn lifecycle_binary() -> PathBuf {
+    if let Ok(cargo) = std::env::var("CARGO") {
+        let status = std::process::Command::new(cargo)
+            .args(["build", "-q", "-p", "urumi-core", "--example", "lifecycle"])
+            .status()
+            .expect("run cargo build --example lifecycle");
+        assert!(
+            status.success(),
+            "cargo build -p urumi-core --example lifecycle failed"
+        );
+    }
+    let exe = std::env::current_exe().expect("this test's path");
+    // target/<profile>/deps/lifecycle_crash-<hash> → target/<profile>/examples/lifecycle
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>");
+    let bin = profile_dir.join("examples").join("lifecycle");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p urumi-core --example lifecycle`",
+        bin.display()
+    );
+    bin
+}
+
+fn up(bin: &PathBuf, name: &str, state: &str) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args(["up", name, "--state", state, "--lease-ttl", "3"])
+        .args(["--timeout", "240"])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// When to kill, once the progress shows the step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum When {
+    /// At once.
+    Now,
+    /// As soon as helm has recorded the release (usually `pending-install`: helm is
+    /// still running and dies with the process).
+    HelmStarted,
+}
+
+/// Runs `lifecycle up`, kills its whole process group with SIGKILL at step `at`
+/// (`when`), then runs `up` again and checks the store came out right.
+async fn killed_at_then_restarted(at: Step, when: When) {
+    let client = kube_client().await;
+    let bin = lifecycle_binary();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let state_url = format!("sqlite://{}", dir.path().join("urumi.db").display());
+    let name = unique(&format!("lc-kill-{}", &at.as_str()[..3]));
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+
+    // 1. Start, and kill at the step.
+    let mut child = up(&bin, &name, &state_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("start lifecycle up");
+    let pid = child.id().expect("pid");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let marker = format!("[{name}] Provisioning {}", at.as_str());
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(READY_TIMEOUT, async {
+        while let Some(line) = lines.next_line().await.expect("read stderr") {
+            let hit = line.starts_with(&marker);
+            seen.push(line);
+            if hit {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(found, "never saw {marker:?}; stderr:\n{}", seen.join("\n"));
+    if when == When::HelmStarted {
+        let ns = namespace_of(&name);
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while helm_list(&ns).await.is_empty() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("helm records the release");
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .status()
+        .expect("run kill");
+    assert!(killed.success(), "kill -9 -{pid}");
+    let status = child.wait().await.expect("wait for the killed process");
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(9),
+        "killed by SIGKILL: {status:?}"
+    );
+
+    // What the crash left: a record neither Ready nor Failed, at or past the step.
+    let record = {
+        let state = urumi_core::state::open(&state_url)
+            .await
+            .expect("open the state file");
+        state
+            .get(&StoreName::new(name.clone()).expect("name"))
+            .await
+            .expect("the record survived")
+    };
+    eprintln!(
+        "killed at {}: record {} {} ({}); releases: {:?}",
+        at.as_str(),
+        record.status,
+        record.step,
+        record.message,
+        helm_list(&namespace_of(&name)).await
+    );
+    assert_eq!(record.status, Status::Provisioning, "{record:?}");
+    assert_eq!(record.attempts, 1, "{record:?}");
+    assert!(record.step >= at, "{record:?}");
+
+    // 2. Start again: it picks the store up once the dead process's lease lapses.
+    let started = std::time::Instant::now();
+    let out = tokio::time::timeout(
+        Duration::from_secs(300),
+        up(&bin, &name, &state_url).output(),
+    )
+    .await
+    .expect("the restarted process finishes")
+    .expect("run lifecycle up again");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "restarted up exited {:?}; stderr:\n{stderr}",
+        out.status
+    );
+    let store: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "stdout is the store as JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    eprintln!(
+        "restart → {} in {:.1} s",
+        store["status"],
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(store["status"], "Ready", "{store}");
+    assert_eq!(store["step"], "done", "{store}");
+    assert_eq!(
+        store["attempts"], 1,
+        "a resumed store is not a retry: {store}"
+    );
+
+    // 3. One of everything.
+    let ns = namespace_of(&name);
+    assert_eq!(namespaces_labelled(&client, &name).await, vec![ns.clone()]);
+    let releases = helm_list(&ns).await;
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    assert_eq!(releases[0].name, name);
+    assert_eq!(releases[0].status, "deployed", "{releases:?}");
+    let secret = credentials_secret(&client, &name)
+        .await
+        .expect("credentials Secret");
+    assert!(!secret_values(&secret).is_empty());
+
+    // 4. Down: nothing remains.
+    let out = tokio::time::timeout(
+        Duration::from_secs(300),
+        Command::new(&bin)
+            .args(["down", &name, "--state", &state_url])
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("down finishes")
+    .expect("run lifecycle down");
+    assert!(
+        out.status.success(),
+        "down exited {:?}; stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = leftovers(&client, &name).await;
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_the_release_step_then_restarted_reaches_ready_once() {
+    killed_at_then_restarted(Step::Release, When::HelmStarted).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_the_readiness_step_then_restarted_reaches_ready_once() {
+    killed_at_then_restarted(Step::Readiness, When::Now).await;
+}
