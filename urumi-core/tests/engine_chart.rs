@@ -413,3 +413,72 @@ fn chart_on_disk_is_the_bundled_bytes() {
         p1.display()
     );
 }
+
+/// Files under `dir`, relative, sorted.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        for e in std::fs::read_dir(dir.join(&rel)).expect("read dir") {
+            let e = e.expect("entry");
+            let p = rel.join(e.file_name());
+            if e.file_type().expect("type").is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn bundled_chart_is_the_chart_in_the_repository() {
+    let cache = tempfile::tempdir().expect("tempdir");
+    let woo = WooCommerce::new().with_cache_dir(cache.path());
+    let tgz = woo.chart().expect("bundled chart on disk");
+    let out = tempfile::tempdir().expect("tempdir");
+    let status = Command::new("tar")
+        .arg("xzf")
+        .arg(&tgz)
+        .arg("-C")
+        .arg(out.path())
+        .status()
+        .expect("run tar");
+    assert!(status.success(), "tar could not unpack the bundled chart");
+    let bundled = out.path().join("woocommerce-store");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/woocommerce-store");
+    let in_bundle = files(&bundled);
+    assert!(in_bundle.contains(&PathBuf::from("Chart.yaml")));
+    assert!(in_bundle.iter().any(|p| p.starts_with("templates")));
+    // Every file of the chart directory is bundled with the same bytes (the build
+    // reruns when the chart changes), except what .helmignore leaves out.
+    let ignore: Vec<String> = std::fs::read_to_string(source.join(".helmignore"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.trim_end_matches('/').to_owned())
+        .collect();
+    let ignored = |rel: &Path| {
+        rel.iter().any(|part| {
+            let part = part.to_string_lossy();
+            part.ends_with(".tgz")
+                || ignore.iter().any(|p| match p.strip_prefix('*') {
+                    Some(suffix) => part.ends_with(suffix),
+                    None => part == p.as_str(),
+                })
+        })
+    };
+    for rel in files(&source).into_iter().filter(|r| !ignored(r)) {
+        let want = std::fs::read(source.join(&rel)).expect("read source");
+        let got = std::fs::read(bundled.join(&rel))
+            .unwrap_or_else(|_| panic!("{} is not in the bundled chart", rel.display()));
+        assert!(
+            got == want,
+            "{} differs from the bundled copy: rebuild urumi-core",
+            rel.display()
+        );
+    }
+}
