@@ -187,3 +187,21 @@ async fn two_stores_on_one_file_share_the_limits_like_two_processes() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_cleanly_closed_file_reopens() {
+    use urumi_core::state::{SqliteStore, StateStore};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("urumi.db");
+    let first = SqliteStore::open(&path).await.unwrap();
+    first.insert(&mk_store("shop1", "acme"), &Default::default()).await.unwrap();
+    first.close().await;
+    drop(first);
+    let leftovers: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    eprintln!("files after a clean close: {leftovers:?}");
+    let again = SqliteStore::open(&path).await.expect("reopen after a clean close");
+    again.get(&StoreName::new("shop1").unwrap()).await.expect("record kept");
+}
