@@ -227,6 +227,29 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
 
     /// Checks that the backend answers (for readiness probes). Errors: `unavailable`.
     async fn ping(&self) -> Result<()>;
+
+    /// How many stores have each status (every status listed, zeros included, in
+    /// [`Status::ALL`] order): the "stores by status" metric. The default pages through
+    /// [`list`](Self::list); SQL backends answer with one `GROUP BY`.
+    async fn status_counts(&self) -> Result<Vec<(Status, u64)>> {
+        let mut counts: Vec<(Status, u64)> = Status::ALL.iter().map(|s| (*s, 0)).collect();
+        let mut query = ListQuery {
+            limit: Some(MAX_PAGE_SIZE),
+            ..Default::default()
+        };
+        loop {
+            let page = self.list(&query).await?;
+            for store in &page.items {
+                if let Some(c) = counts.iter_mut().find(|(s, _)| *s == store.status) {
+                    c.1 += 1;
+                }
+            }
+            match page.next_cursor {
+                Some(next) => query.cursor = Some(next),
+                None => return Ok(counts),
+            }
+        }
+    }
 }
 
 /// Opens a state store from a URL: `sqlite://PATH` (created if missing),
@@ -299,4 +322,21 @@ pub(crate) fn page_of<T>(
         None
     };
     Page { items, next_cursor }
+}
+
+/// Folds `(status, count)` rows from a `GROUP BY status` into [`StateStore::status_counts`]'s shape.
+pub(crate) fn fold_counts(
+    backend: &'static str,
+    rows: Vec<(String, i64)>,
+) -> Result<Vec<(Status, u64)>> {
+    let mut counts: Vec<(Status, u64)> = Status::ALL.iter().map(|s| (*s, 0)).collect();
+    for (status, n) in rows {
+        let status: Status = status
+            .parse()
+            .map_err(|_| rows::corrupt(backend, "unknown status in stores"))?;
+        if let Some(c) = counts.iter_mut().find(|(s, _)| *s == status) {
+            c.1 = u64::try_from(n).unwrap_or(0);
+        }
+    }
+    Ok(counts)
 }

@@ -301,3 +301,22 @@ pub async fn case_audit_is_append_only_and_queryable(store: Arc<dyn StateStore>)
         "audit pages cover every event once, newest first"
     );
 }
+
+pub async fn case_status_counts_cover_every_status(store: Arc<dyn StateStore>) {
+    for n in ["c-one", "c-two", "c-three"] {
+        insert_ok(&store, &mk_store(n, "acme")).await;
+    }
+    set_status(&store, "c-two", Status::Ready).await;
+    let counts = store.status_counts().await.expect("status_counts");
+    let want = [
+        (Status::Pending, 2),
+        (Status::Provisioning, 0),
+        (Status::Ready, 1),
+        (Status::Failed, 0),
+        (Status::Deleting, 0),
+    ];
+    assert_eq!(
+        counts, want,
+        "every status, zeros included, in Status::ALL order"
+    );
+}

@@ -384,6 +384,15 @@ impl StateStore for SqliteStore {
         }))
     }
 
+    async fn status_counts(&self) -> Result<Vec<(crate::store::Status, u64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM stores GROUP BY status")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(err("status_counts"))?;
+        crate::state::fold_counts(BACKEND, rows)
+    }
+
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)
