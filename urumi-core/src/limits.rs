@@ -16,9 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, QuotaScope, Result};
 
-/// Configurable limits on store creation. `u32::MAX` means "no limit".
+/// Configurable limits on store creation. `u32::MAX` means "no limit". Deserializes
+/// from the server's TOML with snake_case keys; missing keys keep their defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(default)]
 pub struct Limits {
     /// How many stores one tenant may have at once (default 10).
     pub stores_per_tenant: u32,
@@ -147,6 +148,14 @@ mod tests {
             .and_then(|e| e.retry_after())
             .map(|d| d.as_secs());
         assert_eq!(secs, Some(20 * 60));
+    }
+
+    #[test]
+    fn configuration_overrides_only_what_it_names() {
+        let l: Limits = serde_json::from_str(r#"{"stores_per_tenant": 3}"#).expect("parse");
+        assert_eq!(l.stores_per_tenant, 3);
+        assert_eq!(l.creations_per_hour, Limits::default().creations_per_hour);
+        assert_eq!(l.stores_total, 100);
     }
 
     #[test]

@@ -232,8 +232,8 @@ fn plans_grow_and_are_configurable() {
     assert!(plans.size(Plan::Medium).pods > plans.size(Plan::Small).pods);
     assert!(plans.size(Plan::Large).pods > plans.size(Plan::Medium).pods);
     let custom: Plans = serde_json::from_str(
-        r#"{"small":{"cpuRequest":"250m","cpuLimit":"500m",
-        "memoryRequest":"256Mi","memoryLimit":"512Mi","pods":4,"pvcs":2,"storage":"2Gi"}}"#,
+        r#"{"small":{"cpu_request":"250m","cpu_limit":"500m",
+        "memory_request":"256Mi","memory_limit":"512Mi","pods":4,"pvcs":2,"storage":"2Gi"}}"#,
     )
     .unwrap();
     assert_eq!(custom.small.cpu_request, "250m");

@@ -64,9 +64,9 @@ impl std::str::FromStr for Plan {
 }
 
 /// The resources one plan grants a store's namespace. Quantities are Kubernetes
-/// quantity strings (`500m`, `1Gi`).
+/// quantity strings (`500m`, `1Gi`). Configured in TOML with snake_case keys
+/// (`cpu_request = "500m"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct PlanSize {
     /// Total CPU requests (`requests.cpu`).
     pub cpu_request: String,

@@ -50,3 +50,14 @@ async fn a_malformed_postgres_url_is_invalid_config_without_the_password() {
         "password leaked: {err}"
     );
 }
+
+#[test]
+fn urls_are_redacted_before_they_reach_a_message() {
+    let shown = state::redact_url("postgres://urumi:topsecret@db:5432/urumi?sslmode=require");
+    assert!(!shown.contains("topsecret"), "{shown}");
+    assert!(
+        shown.contains("db:5432") && shown.contains("***"),
+        "{shown}"
+    );
+    assert_eq!(state::redact_url("no url at all"), "<unparseable URL>");
+}
