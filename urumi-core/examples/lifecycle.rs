@@ -8,12 +8,13 @@
 //! and exits 0 (1 if it failed). `down` deletes it and waits until nothing remains.
 //! Progress goes to stderr. The cluster comes from `$KUBECONFIG` (or in-cluster), `helm`
 //! from `PATH`. Other flags: `--base-domain D`, `--lease-ttl SECS`, `--timeout SECS`,
-//! `--concurrency N`.
+//! `--concurrency N`, and for least privilege (charts/urumi's service account)
+//! `--store-role CLUSTERROLE --service-account NAMESPACE/NAME`.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use urumi_core::orchestrator::StoreChange;
+use urumi_core::orchestrator::{StoreAccess, StoreChange};
 use urumi_core::provisioner::CreateOptions;
 use urumi_core::store::{Status, TenantId};
 use urumi_core::{
@@ -29,6 +30,8 @@ struct Args {
     lease_ttl: Option<f64>,
     timeout: f64,
     concurrency: Option<usize>,
+    store_role: Option<String>,
+    service_account: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -49,6 +52,8 @@ fn parse_args() -> Result<Args, String> {
         lease_ttl: None,
         timeout: 900.0,
         concurrency: None,
+        store_role: None,
+        service_account: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -69,6 +74,8 @@ fn parse_args() -> Result<Args, String> {
                         .map_err(|e| format!("--concurrency: {e}"))?,
                 )
             }
+            "--store-role" => args.store_role = Some(value()?),
+            "--service-account" => args.service_account = Some(value()?),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -109,6 +116,20 @@ async fn run() -> Result<ExitCode, String> {
     }
     if let Some(n) = args.concurrency {
         settings.orchestrator.concurrency = n;
+    }
+    match (args.store_role, args.service_account) {
+        (Some(cluster_role), Some(sa)) => {
+            let (ns, name) = sa
+                .split_once('/')
+                .ok_or("--service-account takes NAMESPACE/NAME")?;
+            settings.store_access = Some(StoreAccess {
+                cluster_role,
+                service_account: name.to_owned(),
+                service_account_namespace: ns.to_owned(),
+            });
+        }
+        (None, None) => {}
+        _ => return Err("--store-role and --service-account go together".to_owned()),
     }
     let provisioner = KubeProvisioner::builder(client, state)
         .settings(settings)

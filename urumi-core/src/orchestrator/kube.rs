@@ -2,6 +2,7 @@
 //!
 //! ```text
 //!  namespace   ── guardrails::Guardrails::apply_namespace        (server-side apply)
+//!                 + RoleBinding of the store role to the provisioner (when configured)
 //!  guardrails  ── Guardrails::apply_policies(engine.network())   (quota, limits, policies)
 //!  credentials ── Guardrails::ensure_credentials(engine layout)  (created once, never rotated)
 //!  release     ── HelmDriver::upgrade_install(engine.chart(), engine.values())
@@ -13,12 +14,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::Api;
+use kube::api::{Patch, PatchParams};
 
 use super::StoreRuntime;
 use super::readiness::ReadinessWatcher;
 use crate::engine::{Engine, EngineSettings, Engines};
 use crate::error::{Error, Result};
-use crate::guardrails::{AdminCredentials, Guardrails, StoreContext};
+use crate::guardrails::{AdminCredentials, FIELD_MANAGER, Guardrails, StoreContext};
 use crate::helm::{HelmDriver, ReleaseStatus, UpgradeOptions};
 use crate::store::{Plans, Store, Urls};
 
@@ -31,6 +36,54 @@ pub struct KubeRuntimeSettings {
     pub engine: EngineSettings,
     /// How long a namespace may take to disappear on delete.
     pub namespace_deletion_timeout: Duration,
+    /// The RoleBinding that grants the provisioner its rights inside each store
+    /// namespace, when it runs with least privilege (charts/urumi); `None` when its
+    /// identity already has them (an admin kubeconfig).
+    pub store_access: Option<StoreAccess>,
+}
+
+/// Who gets the store role in each store namespace: the provisioner's own service
+/// account, bound to the ClusterRole charts/urumi installs for stores (which it may
+/// `bind`, and nothing else).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreAccess {
+    /// The ClusterRole to bind, e.g. `urumi-system-urumi-store`.
+    pub cluster_role: String,
+    /// The provisioner's ServiceAccount name.
+    pub service_account: String,
+    /// The namespace of that ServiceAccount.
+    pub service_account_namespace: String,
+}
+
+/// The name of the RoleBinding granting the store role in a store namespace.
+pub const STORE_ACCESS_BINDING: &str = "urumi-provisioner";
+
+/// The RoleBinding of `access` in `namespace`, labelled like the store. Pure.
+pub fn store_access_binding(
+    access: &StoreAccess,
+    namespace: &str,
+    labels: std::collections::BTreeMap<String, String>,
+) -> RoleBinding {
+    RoleBinding {
+        metadata: ObjectMeta {
+            name: Some(STORE_ACCESS_BINDING.to_owned()),
+            namespace: Some(namespace.to_owned()),
+            labels: Some(labels),
+            ..Default::default()
+        },
+        role_ref: RoleRef {
+            api_group: Some("rbac.authorization.k8s.io".to_owned()),
+            kind: "ClusterRole".to_owned(),
+            name: access.cluster_role.clone(),
+        },
+        subjects: Some(vec![Subject {
+            kind: "ServiceAccount".to_owned(),
+            name: access.service_account.clone(),
+            namespace: Some(access.service_account_namespace.clone()),
+            ..Default::default()
+        }]),
+    }
 }
 
 impl Default for KubeRuntimeSettings {
@@ -39,6 +92,7 @@ impl Default for KubeRuntimeSettings {
             plans: Plans::default(),
             engine: EngineSettings::default(),
             namespace_deletion_timeout: Duration::from_secs(300),
+            store_access: None,
         }
     }
 }
@@ -109,9 +163,16 @@ impl KubeRuntime {
 #[async_trait]
 impl StoreRuntime for KubeRuntime {
     async fn namespace(&self, store: &Store) -> Result<()> {
-        self.guardrails
-            .apply_namespace(&self.context(store)?)
-            .await?;
+        let ctx = self.context(store)?;
+        self.guardrails.apply_namespace(&ctx).await?;
+        if let Some(access) = &self.settings.store_access {
+            let binding = store_access_binding(access, &store.namespace, ctx.labels());
+            let api: Api<RoleBinding> =
+                Api::namespaced(self.guardrails.client().clone(), &store.namespace);
+            let params = PatchParams::apply(FIELD_MANAGER).force();
+            api.patch(STORE_ACCESS_BINDING, &params, &Patch::Apply(&binding))
+                .await?;
+        }
         Ok(())
     }
 
@@ -214,6 +275,26 @@ fn release_digest(chart: &std::path::Path, values: &serde_json::Value) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_access_binds_the_store_role_to_the_service_account_only() {
+        let access = StoreAccess {
+            cluster_role: "urumi-system-urumi-store".to_owned(),
+            service_account: "urumi".to_owned(),
+            service_account_namespace: "urumi-system".to_owned(),
+        };
+        let labels =
+            std::collections::BTreeMap::from([("urumi.dev/store".to_owned(), "shop1".to_owned())]);
+        let b = store_access_binding(&access, "store-shop1", labels);
+        assert_eq!(b.metadata.namespace.as_deref(), Some("store-shop1"));
+        assert_eq!(b.role_ref.kind, "ClusterRole");
+        assert_eq!(b.role_ref.name, "urumi-system-urumi-store");
+        let subjects = b.subjects.expect("one subject");
+        assert_eq!(subjects.len(), 1);
+        assert_eq!(subjects[0].kind, "ServiceAccount");
+        assert_eq!(subjects[0].name, "urumi");
+        assert_eq!(subjects[0].namespace.as_deref(), Some("urumi-system"));
+    }
 
     #[test]
     fn digest_changes_with_chart_or_values_only() {

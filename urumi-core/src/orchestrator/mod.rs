@@ -38,7 +38,9 @@ use tokio::sync::{Notify, Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 
 pub use backoff::RetryPolicy;
-pub use kube::{KubeRuntime, KubeRuntimeSettings};
+pub use kube::{
+    KubeRuntime, KubeRuntimeSettings, STORE_ACCESS_BINDING, StoreAccess, store_access_binding,
+};
 pub use readiness::ReadinessWatcher;
 
 use crate::audit::AuditSink;

@@ -22,7 +22,8 @@ use crate::guardrails::{Guardrails, GuardrailsConfig, STORE_LABEL};
 use crate::helm::{HelmCli, HelmDriver};
 use crate::limits::Limits;
 use crate::orchestrator::{
-    KubeRuntime, KubeRuntimeSettings, Orchestrator, ReadinessWatcher, Settings, StoreChange,
+    KubeRuntime, KubeRuntimeSettings, Orchestrator, ReadinessWatcher, Settings, StoreAccess,
+    StoreChange,
 };
 use crate::state::{InsertOptions, ListQuery, Page, StateStore};
 use crate::store::{EngineId, Plan, Plans, Status, Store, StoreName, StoreSpec, TenantId};
@@ -56,6 +57,9 @@ pub struct ProvisionerSettings {
     pub orchestrator: Settings,
     /// How long a namespace may take to disappear on delete, in seconds.
     pub namespace_deletion_timeout_secs: u64,
+    /// Run with least privilege: bind this store role to this service account in each
+    /// store namespace (see charts/urumi). `None` when the identity is already allowed.
+    pub store_access: Option<StoreAccess>,
 }
 
 impl Default for ProvisionerSettings {
@@ -74,6 +78,7 @@ impl Default for ProvisionerSettings {
             limits: Limits::default(),
             orchestrator: Settings::default(),
             namespace_deletion_timeout_secs: 300,
+            store_access: None,
         }
     }
 }
@@ -173,6 +178,7 @@ impl KubeProvisionerBuilder {
                 namespace_deletion_timeout: Duration::from_secs(
                     self.settings.namespace_deletion_timeout_secs,
                 ),
+                store_access: self.settings.store_access.clone(),
             },
         ));
         let orchestrator = Orchestrator::start(

@@ -12,6 +12,8 @@
 //! ```
 
 mod kube;
+#[cfg(test)]
+mod tests;
 
 use std::net::IpAddr;
 use std::time::Duration;

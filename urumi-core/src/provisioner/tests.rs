@@ -1,0 +1,338 @@
+//! Unit tests of the provisioner's request handling: validation before anything is
+//! created, tenant scoping, transitions and their audit trail. The Kubernetes client
+//! points at a closed port and a mock helm is never called: nothing here reaches a
+//! cluster (the background worker only retries its watches). The cluster-level
+//! behaviour is tested in `tests/lifecycle_*`.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::audit::AuditQuery;
+use crate::helm::MockHelmDriver;
+use crate::limits::Limits;
+use crate::state::{MemoryStore, StateStore};
+use crate::store::StoreName;
+use crate::{ErrorKind, KubeProvisioner};
+
+fn offline_client() -> ::kube::Client {
+    let config = ::kube::Config::new("http://127.0.0.1:9".parse().expect("valid url"));
+    ::kube::Client::try_from(config).expect("client")
+}
+
+fn provisioner(limits: Limits) -> (KubeProvisioner, Arc<dyn StateStore>) {
+    let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let mut settings = ProvisionerSettings::default();
+    settings.limits = limits;
+    // The worker must not pick the stores up while a test inspects them.
+    settings.orchestrator.poll_interval = std::time::Duration::from_secs(3600);
+    settings.orchestrator.concurrency = 1;
+    let p = KubeProvisioner::builder(offline_client(), state.clone())
+        .helm(Arc::new(MockHelmDriver::new()))
+        .settings(settings)
+        .build()
+        .expect("valid settings");
+    (p, state)
+}
+
+fn acme() -> Caller {
+    Caller::tenant("acme-key", TenantId::new("acme").expect("valid"))
+}
+
+fn globex() -> Caller {
+    Caller::tenant("globex-key", TenantId::new("globex").expect("valid"))
+}
+
+fn admin() -> Caller {
+    Caller::admin("root-key", TenantId::new("platform").expect("valid"))
+}
+
+async fn audit_actions(state: &Arc<dyn StateStore>) -> Vec<(String, String)> {
+    let page = state
+        .query_audit(&AuditQuery {
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .expect("query");
+    page.items
+        .into_iter()
+        .rev()
+        .map(|e| (e.action, e.outcome.as_str().to_owned()))
+        .collect()
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_their_kind_and_create_nothing() {
+    let (p, state) = provisioner(Limits::unlimited());
+    let cases = [
+        (CreateStore::named("Shop1"), ErrorKind::InvalidName),
+        (CreateStore::named("ab"), ErrorKind::InvalidName),
+        (CreateStore::named("admin"), ErrorKind::InvalidName),
+        (CreateStore::named("kube-shop"), ErrorKind::InvalidName),
+        (
+            CreateStore::named("shop1").plan("huge"),
+            ErrorKind::InvalidSpec,
+        ),
+        (
+            CreateStore::named("shop1").engine("medusa"),
+            ErrorKind::InvalidSpec,
+        ),
+        (
+            CreateStore::named("shop1").engine("Woo Commerce!"),
+            ErrorKind::InvalidSpec,
+        ),
+    ];
+    for (request, kind) in cases {
+        let err = p
+            .create(&acme(), request.clone(), CreateOptions::default())
+            .await
+            .expect_err("refused");
+        assert_eq!(err.kind(), kind, "{request:?}: {err}");
+    }
+    let all = state.list(&ListQuery::default()).await.expect("list");
+    assert!(all.items.is_empty(), "nothing created: {:?}", all.items);
+    let actions = audit_actions(&state).await;
+    assert_eq!(actions.len(), 7);
+    assert!(
+        actions
+            .iter()
+            .all(|(a, o)| a == "store.create" && o == "denied")
+    );
+    p.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_tenant_cannot_create_for_another_tenant_but_an_admin_can() {
+    let (p, _) = provisioner(Limits::unlimited());
+    let mut request = CreateStore::named("shop1");
+    request.tenant = Some("globex".to_owned());
+    let err = p
+        .create(&acme(), request.clone(), CreateOptions::default())
+        .await
+        .expect_err("forbidden");
+    assert_eq!(err.kind(), ErrorKind::Forbidden);
+    let store = p
+        .create(&admin(), request, CreateOptions::default())
+        .await
+        .expect("admin may");
+    assert_eq!(store.tenant.as_str(), "globex");
+    assert_eq!(store.status, Status::Pending);
+    assert_eq!(store.namespace, "store-shop1");
+    p.shutdown().await;
+}
+
+#[tokio::test]
+async fn another_tenants_store_is_not_found_for_every_operation() {
+    let (p, _) = provisioner(Limits::unlimited());
+    p.create(
+        &acme(),
+        CreateStore::named("shop1"),
+        CreateOptions::default(),
+    )
+    .await
+    .expect("created");
+    let other = globex();
+    assert_eq!(
+        p.get(&other, "shop1").await.expect_err("hidden").kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        p.delete(&other, "shop1").await.expect_err("hidden").kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        p.retry(&other, "shop1").await.expect_err("hidden").kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        p.credentials(&other, "shop1")
+            .await
+            .expect_err("hidden")
+            .kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        p.events(&other, "shop1", AuditQuery::default())
+            .await
+            .expect_err("hidden")
+            .kind(),
+        ErrorKind::NotFound
+    );
+    let listed = p.list(&other, ListQuery::default()).await.expect("list");
+    assert!(listed.items.is_empty());
+    // The owner and an admin see it.
+    assert_eq!(
+        p.get(&acme(), "shop1").await.expect("owner").name.as_str(),
+        "shop1"
+    );
+    assert_eq!(
+        p.list(&admin(), ListQuery::default())
+            .await
+            .expect("list")
+            .items
+            .len(),
+        1
+    );
+    // A tenant cannot widen its list to another tenant.
+    let widened = ListQuery {
+        tenant: Some(TenantId::new("acme").expect("valid")),
+        ..Default::default()
+    };
+    assert!(
+        p.list(&other, widened)
+            .await
+            .expect("list")
+            .items
+            .is_empty()
+    );
+    p.shutdown().await;
+}
+
+#[tokio::test]
+async fn limits_are_enforced_and_audited_as_denied() {
+    let limits = Limits {
+        stores_per_tenant: 1,
+        ..Limits::unlimited()
+    };
+    let (p, state) = provisioner(limits);
+    p.create(
+        &acme(),
+        CreateStore::named("shop1"),
+        CreateOptions::default(),
+    )
+    .await
+    .expect("first");
+    let err = p
+        .create(
+            &acme(),
+            CreateStore::named("shop2"),
+            CreateOptions::default(),
+        )
+        .await
+        .expect_err("over the cap");
+    assert_eq!(err.kind(), ErrorKind::QuotaExceeded);
+    let err = p
+        .create(
+            &globex(),
+            CreateStore::named("shop1"),
+            CreateOptions::default(),
+        )
+        .await
+        .expect_err("names are global");
+    assert_eq!(err.kind(), ErrorKind::StoreExists);
+    let actions = audit_actions(&state).await;
+    assert_eq!(
+        actions,
+        vec![
+            ("store.create".to_owned(), "success".to_owned()),
+            ("store.create".to_owned(), "denied".to_owned()),
+            ("store.create".to_owned(), "denied".to_owned()),
+        ]
+    );
+    p.shutdown().await;
+}
+
+#[tokio::test]
+async fn delete_marks_deleting_once_and_retry_needs_a_failed_store() {
+    let (p, state) = provisioner(Limits::unlimited());
+    p.create(
+        &acme(),
+        CreateStore::named("shop1"),
+        CreateOptions::default(),
+    )
+    .await
+    .expect("created");
+    let err = p.retry(&acme(), "shop1").await.expect_err("not failed");
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+
+    let deleting = p.delete(&acme(), "shop1").await.expect("delete");
+    assert_eq!(deleting.status, Status::Deleting);
+    let again = p.delete(&acme(), "shop1").await.expect("idempotent");
+    assert_eq!(
+        again.version, deleting.version,
+        "a second delete changes nothing"
+    );
+    let deletes = audit_actions(&state)
+        .await
+        .into_iter()
+        .filter(|(a, _)| a == "store.delete")
+        .count();
+    assert_eq!(deletes, 1);
+
+    // A failed store can be retried; attempts count up and the step is kept.
+    let name = StoreName::new("shop1").expect("valid");
+    let mut failed = state.get(&name).await.expect("exists");
+    failed.status = Status::Failed;
+    failed.step = crate::store::Step::Release;
+    state.update(&failed).await.expect("mark failed");
+    let retried = p.retry(&acme(), "shop1").await.expect("retry");
+    assert_eq!(retried.status, Status::Provisioning);
+    assert_eq!(retried.step, crate::store::Step::Release);
+    assert_eq!(retried.attempts, failed.attempts + 1);
+    p.shutdown().await;
+}
+
+#[tokio::test]
+async fn webhook_events_are_recorded_for_existing_stores_only() {
+    let (p, state) = provisioner(Limits::unlimited());
+    p.create(
+        &acme(),
+        CreateStore::named("shop1"),
+        CreateOptions::default(),
+    )
+    .await
+    .expect("created");
+    p.record_store_event("shop1", "woocommerce.order.created", "order 12".into())
+        .await
+        .expect("recorded");
+    let err = p
+        .record_store_event("nosuchshop", "woocommerce.order.created", String::new())
+        .await
+        .expect_err("unknown store");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let events = p
+        .events(&acme(), "shop1", AuditQuery::default())
+        .await
+        .expect("events");
+    let order = events
+        .items
+        .iter()
+        .find(|e| e.action == "woocommerce.order.created")
+        .expect("recorded for the store");
+    assert_eq!(order.tenant.as_deref(), Some("acme"));
+    drop(state);
+    p.shutdown().await;
+}
+
+#[test]
+fn settings_are_validated() {
+    let mut s = ProvisionerSettings::default();
+    assert!(s.validate().is_ok());
+    s.base_domain = ".".to_owned();
+    assert_eq!(
+        s.validate().expect_err("empty domain").kind(),
+        ErrorKind::InvalidConfig
+    );
+    let mut s = ProvisionerSettings::default();
+    s.orchestrator.concurrency = 0;
+    assert_eq!(
+        s.validate().expect_err("no workers").kind(),
+        ErrorKind::InvalidConfig
+    );
+    let mut s = ProvisionerSettings::default();
+    s.plans.small.cpu_limit = "lots".to_owned();
+    assert_eq!(
+        s.validate().expect_err("bad plan").kind(),
+        ErrorKind::InvalidConfig
+    );
+}
+
+#[test]
+fn credentials_debug_never_shows_the_password() {
+    let c = StoreCredentials {
+        admin_url: None,
+        username: "admin".into(),
+        password: "s3cret-value-for-the-test".into(),
+    };
+    assert!(!format!("{c:?}").contains("s3cret"));
+}
