@@ -21,8 +21,10 @@ fn offline_client() -> ::kube::Client {
 
 fn provisioner(limits: Limits) -> (KubeProvisioner, Arc<dyn StateStore>) {
     let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
-    let mut settings = ProvisionerSettings::default();
-    settings.limits = limits;
+    let mut settings = ProvisionerSettings {
+        limits,
+        ..Default::default()
+    };
     // The worker must not pick the stores up while a test inspects them.
     settings.orchestrator.poll_interval = std::time::Duration::from_secs(3600);
     settings.orchestrator.concurrency = 1;
