@@ -9,6 +9,17 @@
 //!  audit:    append_audit(event) ─▶ query_audit(filter, cursor)
 //! ```
 //!
+//! An idempotent create, as an adapter runs it:
+//!
+//! ```text
+//!  idempotency_begin(key, request_hash(..)) ─┬─ Ok(Some(resp)) ─▶ replay resp (same status, same body)
+//!                                            ├─ Err(in_progress | mismatch) ─▶ 409 / 422
+//!                                            └─ Ok(None): this request owns the key
+//!     insert(store, {key, hash, 202 + body}) ─┬─ Ok ─▶ store and completed key, in one transaction
+//!                                             ├─ Err 4xx ─▶ idempotency_complete(key, problem response)
+//!                                             └─ Err unavailable ─▶ idempotency_release(key)
+//! ```
+//!
 //! Three implementations run the same conformance suite ([`conformance`]):
 //! [`MemoryStore`] (one mutex), [`SqliteStore`] (one file, WAL, `BEGIN IMMEDIATE`),
 //! [`PostgresStore`] (advisory lock per insert, `FOR UPDATE SKIP LOCKED` leases).
@@ -118,6 +129,29 @@ pub struct StoredResponse {
     pub status: u16,
     /// The body, as sent (JSON text).
     pub body: String,
+}
+
+impl IdempotencyKey {
+    /// A key from its caller's scope and the `Idempotency-Key` value.
+    pub fn new(scope: impl Into<String>, key: impl Into<String>) -> Self {
+        IdempotencyKey {
+            scope: scope.into(),
+            key: key.into(),
+        }
+    }
+}
+
+/// The request hash to pass with an idempotency key: SHA-256 (hex) of the method, the
+/// path and the body, so "the same key with a different body" is detected.
+pub fn request_hash(method: &str, path: &str, body: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(method.as_bytes());
+    h.update(b"\n");
+    h.update(path.as_bytes());
+    h.update(b"\n");
+    h.update(body);
+    hex::encode(h.finalize())
 }
 
 /// Complete an idempotency key in the same transaction as an insert.

@@ -61,3 +61,21 @@ fn urls_are_redacted_before_they_reach_a_message() {
     );
     assert_eq!(state::redact_url("no url at all"), "<unparseable URL>");
 }
+
+#[test]
+fn request_hashes_tell_bodies_apart() {
+    let a = state::request_hash("POST", "/api/v1/stores", br#"{"name":"shop1"}"#);
+    assert_eq!(
+        a,
+        state::request_hash("POST", "/api/v1/stores", br#"{"name":"shop1"}"#)
+    );
+    assert_ne!(
+        a,
+        state::request_hash("POST", "/api/v1/stores", br#"{"name":"shop2"}"#)
+    );
+    assert_ne!(
+        a,
+        state::request_hash("DELETE", "/api/v1/stores", br#"{"name":"shop1"}"#)
+    );
+    assert_eq!(a.len(), 64, "hex SHA-256");
+}
