@@ -194,7 +194,10 @@ async fn a_cleanly_closed_file_reopens() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("urumi.db");
     let first = SqliteStore::open(&path).await.unwrap();
-    first.insert(&mk_store("shop1", "acme"), &Default::default()).await.unwrap();
+    first
+        .insert(&mk_store("shop1", "acme"), &Default::default())
+        .await
+        .unwrap();
     first.close().await;
     drop(first);
     let leftovers: Vec<String> = std::fs::read_dir(dir.path())
@@ -202,6 +205,11 @@ async fn a_cleanly_closed_file_reopens() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     eprintln!("files after a clean close: {leftovers:?}");
-    let again = SqliteStore::open(&path).await.expect("reopen after a clean close");
-    again.get(&StoreName::new("shop1").unwrap()).await.expect("record kept");
+    let again = SqliteStore::open(&path)
+        .await
+        .expect("reopen after a clean close");
+    again
+        .get(&StoreName::new("shop1").unwrap())
+        .await
+        .expect("record kept");
 }
