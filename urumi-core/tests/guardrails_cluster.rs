@@ -173,7 +173,12 @@ async fn applying_twice_changes_nothing() {
     .expect("the quota controller fills the status")
     .expect("watch");
     let before = g.apply_all(&ctx, &profile).await.expect("second apply");
+    let started = Instant::now();
     let after = g.apply_all(&ctx, &profile).await.expect("third apply");
+    eprintln!(
+        "apply_all changing nothing: {} ms",
+        started.elapsed().as_millis()
+    );
     assert_eq!(before, after, "a repeated apply must not change any object");
     let now = quotas.get("urumi-quota").await.expect("quota");
     assert_eq!(
