@@ -8,6 +8,7 @@
 
 mod conformance;
 mod open_url;
+mod pagination;
 mod postgres_server;
 mod sqlite_file;
 
