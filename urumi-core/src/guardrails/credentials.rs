@@ -186,6 +186,15 @@ impl Credentials {
         })
     }
 
+    /// The secret that signs the store's webhooks, if the layout has one and the
+    /// Secret holds it (the key to check `X-WC-Webhook-Signature` with).
+    pub fn webhook_secret(&self, layout: &CredentialsLayout) -> Option<&SecretString> {
+        layout
+            .webhook_secret_key
+            .as_deref()
+            .and_then(|k| self.get(k))
+    }
+
     pub(crate) fn data(&self) -> BTreeMap<String, ByteString> {
         self.entries
             .iter()
@@ -298,6 +307,21 @@ mod tests {
         assert_eq!(secret.metadata.namespace.as_deref(), Some("store-shop1"));
         assert_eq!(secret.type_.as_deref(), Some("Opaque"));
         assert_eq!(Credentials::from_secret(&secret), creds);
+
+        assert!(
+            creds.webhook_secret(&layout).is_none(),
+            "layout has no webhook key"
+        );
+        let with_hook = CredentialsLayout {
+            generated_keys: vec!["webhook-secret".to_owned()],
+            webhook_secret_key: Some("webhook-secret".to_owned()),
+            ..mk_layout()
+        };
+        let hooked = with_hook.generate(with_hook.keys()).expect("os rng");
+        assert_eq!(
+            hooked.webhook_secret(&with_hook).map(|s| s.expose().len()),
+            Some(PASSWORD_LEN)
+        );
 
         let partial = layout.generate(["admin-user"]).expect("os rng");
         let err = partial.admin(&layout).expect_err("no password");
