@@ -152,8 +152,12 @@ pub(crate) fn db_error(backend: &'static str, op: &str, e: sqlx::Error) -> Error
                 "5" | "6" | "517" | "261" | "40001" | "40P01" | "53300" | "57P01" | "57P03"
             ) || code.starts_with("08");
             let message = match code.as_str() {
-                "26" => format!("{op}: the file is not an SQLite database"),
+                "26" => format!("{op}: the file is corrupt or not an SQLite database"),
                 "11" => format!("{op}: the database file is corrupt"),
+                "14" => format!(
+                    "{op}: unable to open the database file (does its directory exist, \
+                     and may this process write there?)"
+                ),
                 _ => format!("{op}: {}", db.message()),
             };
             (transient, message)

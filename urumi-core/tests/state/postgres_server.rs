@@ -51,7 +51,11 @@ async fn an_unreachable_server_is_a_clear_retryable_error() {
         "{msg}"
     );
     assert!(!msg.contains("s3cret-pw"), "the password leaked: {msg}");
-    assert!(started.elapsed().as_secs() < 15, "gave up in bounded time");
+    assert!(msg.contains("refused"), "says why: {msg}");
+    assert!(
+        started.elapsed().as_secs() < 2,
+        "a refused connection fails at once"
+    );
 }
 
 #[tokio::test]
@@ -132,4 +136,22 @@ async fn two_replicas_never_claim_the_same_store() {
         "every store claimed exactly once across replicas"
     );
     assert_eq!(seen.len(), 40);
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_a_permanent_error_that_does_not_echo_it() {
+    let url = crate::postgres_url();
+    let wrong = url.replacen("urumi:", "urumi:not-the-password-", 1);
+    assert_ne!(
+        wrong, url,
+        "the test URL has the shape tests/postgres/up prints"
+    );
+    let err = state::open(&wrong).await.expect_err("wrong password");
+    let msg = err.to_string();
+    assert_eq!(err.kind(), ErrorKind::Internal, "{msg}");
+    assert!(msg.contains("password authentication failed"), "{msg}");
+    assert!(
+        !msg.contains("not-the-password-"),
+        "the password leaked: {msg}"
+    );
 }

@@ -15,7 +15,8 @@ mod work;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row};
 
 use super::redact_url;
@@ -23,6 +24,8 @@ use super::rows::{RawEvent, RawStore, db_error, migrate_error};
 use crate::error::{Error, Result};
 
 const BACKEND: &str = "postgres";
+/// How long connecting (and waiting for a pooled connection) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// A state store in a PostgreSQL database (schema per the URL's `search_path`).
@@ -43,25 +46,45 @@ impl PostgresStore {
         let opts = PgConnectOptions::from_str(url).map_err(|e| Error::InvalidConfig {
             message: format!("postgres URL {shown}: {}", strip_url(&e.to_string(), url)),
         })?;
+        let reach = |message: String, retryable: bool, source: Option<crate::error::BoxError>| {
+            Error::State {
+                backend: BACKEND,
+                message: format!("cannot reach {shown}: {message}"),
+                retryable,
+                source,
+            }
+        };
+        // One direct attempt first: the pool would retry a refused connection until its
+        // acquire timeout and then only say "timed out".
+        match tokio::time::timeout(CONNECT_TIMEOUT, PgConnection::connect_with(&opts)).await {
+            Err(_) => {
+                return Err(reach(
+                    format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                    true,
+                    None,
+                ));
+            }
+            Ok(Err(e)) => {
+                return Err(match db_error(BACKEND, "connecting", e) {
+                    Error::State {
+                        message,
+                        retryable,
+                        source,
+                        ..
+                    } => reach(message, retryable, source),
+                    other => other,
+                });
+            }
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(10)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(CONNECT_TIMEOUT)
             .connect_with(opts)
             .await
-            .map_err(|e| match db_error(BACKEND, "connecting", e) {
-                Error::State {
-                    backend,
-                    message,
-                    retryable,
-                    source,
-                } => Error::State {
-                    backend,
-                    message: format!("cannot reach {shown}: {message}"),
-                    retryable,
-                    source,
-                },
-                other => other,
-            })?;
+            .map_err(|e| db_error(BACKEND, "connecting", e))?;
         Self::from_pool(pool).await
     }
 
