@@ -40,6 +40,8 @@ struct IdemRecord {
 #[derive(Debug, Default)]
 struct Inner {
     stores: BTreeMap<StoreName, Entry>,
+    /// How many stores each tenant has (kept with `stores`, so limits are O(1)).
+    per_tenant: HashMap<TenantId, u64>,
     creations: HashMap<TenantId, Vec<DateTime<Utc>>>,
     idempotency: HashMap<IdempotencyKey, IdemRecord>,
     audit: Vec<AuditEvent>,
@@ -61,6 +63,17 @@ impl MemoryStore {
         // A panic while holding the lock cannot leave `Inner` half-written (every
         // operation validates before it mutates), so a poisoned lock is still usable.
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Inner {
+    fn count_out(&mut self, tenant: &TenantId) {
+        if let Some(n) = self.per_tenant.get_mut(tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_tenant.remove(tenant);
+            }
+        }
     }
 }
 
@@ -114,11 +127,7 @@ impl StateStore for MemoryStore {
             .map(|v| v.iter().copied().filter(|t| *t >= window_start).collect())
             .unwrap_or_default();
         let usage = Usage {
-            tenant_stores: inner
-                .stores
-                .values()
-                .filter(|e| e.store.tenant == store.tenant)
-                .count() as u64,
+            tenant_stores: inner.per_tenant.get(&store.tenant).copied().unwrap_or(0),
             total_stores: inner.stores.len() as u64,
             tenant_recent_creations: recent.len() as u64,
             oldest_recent_creation: recent.iter().min().copied(),
@@ -148,6 +157,7 @@ impl StateStore for MemoryStore {
                 },
             );
         }
+        *inner.per_tenant.entry(stored.tenant.clone()).or_insert(0) += 1;
         inner.stores.insert(
             stored.name.clone(),
             Entry {
@@ -205,16 +215,22 @@ impl StateStore for MemoryStore {
         let mut next = store.clone();
         next.version += 1;
         next.created_at = entry.store.created_at;
-        entry.store = next.clone();
+        let old_tenant = std::mem::replace(&mut entry.store, next.clone()).tenant;
+        if old_tenant != next.tenant {
+            inner.count_out(&old_tenant);
+            *inner.per_tenant.entry(next.tenant.clone()).or_insert(0) += 1;
+        }
         Ok(next)
     }
 
     async fn delete(&self, name: &StoreName) -> Result<()> {
-        self.lock()
+        let mut inner = self.lock();
+        let entry = inner
             .stores
             .remove(name)
-            .map(|_| ())
-            .ok_or_else(|| Error::store_not_found(name.as_str()))
+            .ok_or_else(|| Error::store_not_found(name.as_str()))?;
+        inner.count_out(&entry.store.tenant);
+        Ok(())
     }
 
     async fn idempotency_begin(
