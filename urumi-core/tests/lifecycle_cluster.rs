@@ -31,7 +31,9 @@ use urumi_core::guardrails::quantity::{bytes, cpu_millis};
 use urumi_core::guardrails::{
     CredentialsLayout, Guardrails, GuardrailsConfig, NetworkProfile, STORE_LABEL, StoreContext,
 };
-use urumi_core::helm::HelmCli;
+use urumi_core::helm::{
+    HelmCli, HelmDriver, HelmError, Release, ReleaseStatus, Revision, UpgradeOptions,
+};
 use urumi_core::limits::Limits;
 use urumi_core::orchestrator::{KubeRuntime, KubeRuntimeSettings, ReadinessWatcher, StoreRuntime};
 use urumi_core::provisioner::CreateOptions;
@@ -479,6 +481,103 @@ async fn a_refused_release_fails_the_store_and_retry_after_the_fix_makes_it_read
         "kept across retry"
     );
 
+    delete_and_wait(&p, &name).await;
+    p.shutdown().await;
+}
+
+/// helm as it behaves when the API server goes away at the end of an install: it
+/// exits 0 and prints the release as deployed, but the record says otherwise (here: the
+/// first install is reported and never made). Everything else is the real helm.
+struct ForgetfulHelm {
+    real: HelmCli,
+    forget_next_install: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl HelmDriver for ForgetfulHelm {
+    async fn upgrade_install(
+        &self,
+        release: &str,
+        namespace: &str,
+        chart: &std::path::Path,
+        values: serde_json::Value,
+        opts: &UpgradeOptions,
+    ) -> Result<Release, HelmError> {
+        if self.forget_next_install.swap(false, Ordering::SeqCst) {
+            return Ok(Release {
+                name: release.to_owned(),
+                namespace: namespace.to_owned(),
+                revision: 1,
+                status: ReleaseStatus::Deployed,
+                chart: "woocommerce-store".to_owned(),
+                app_version: None,
+                description: "Install complete".to_owned(),
+                last_deployed: None,
+            });
+        }
+        self.real
+            .upgrade_install(release, namespace, chart, values, opts)
+            .await
+    }
+    async fn uninstall(&self, release: &str, namespace: &str) -> Result<(), HelmError> {
+        self.real.uninstall(release, namespace).await
+    }
+    async fn status(
+        &self,
+        release: &str,
+        namespace: &str,
+    ) -> Result<Option<ReleaseStatus>, HelmError> {
+        self.real.status(release, namespace).await
+    }
+    async fn rollback(
+        &self,
+        release: &str,
+        namespace: &str,
+        revision: u32,
+    ) -> Result<(), HelmError> {
+        self.real.rollback(release, namespace, revision).await
+    }
+    async fn history(&self, release: &str, namespace: &str) -> Result<Vec<Revision>, HelmError> {
+        self.real.history(release, namespace).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_helm_reports_installed_but_did_not_record_is_installed_again() {
+    let client = kube_client().await;
+    let (state, _dir) = sqlite_state().await;
+    let helm = Arc::new(ForgetfulHelm {
+        real: HelmCli::new(),
+        forget_next_install: AtomicBool::new(true),
+    });
+    let p = urumi_core::KubeProvisioner::builder(client.clone(), state)
+        .helm(helm.clone())
+        .settings(fast_settings())
+        .build()
+        .expect("build");
+    let name = unique("lc-forgot");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    create(&p, &name, Plan::Small).await;
+    let ready = wait_ready(&p, &name).await;
+    assert!(
+        !helm.forget_next_install.load(Ordering::SeqCst),
+        "the lie was told"
+    );
+    assert_eq!(ready.attempts, 1, "{ready:?}");
+    let releases = helm_list(&namespace_of(&name)).await;
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    assert_eq!(releases[0].status, "deployed", "{releases:?}");
+    let events = trail(&p, &name).await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.action == "provision.release")
+            .count(),
+        1,
+        "{}",
+        describe_trail(&events)
+    );
     delete_and_wait(&p, &name).await;
     p.shutdown().await;
 }
