@@ -216,7 +216,21 @@ impl StoreRuntime for KubeRuntime {
         self.helm
             .upgrade_install(&release, &store.namespace, &chart, values, &opts)
             .await?;
-        Ok(())
+        // helm exits 0 even when it could not record the release's final status (the
+        // API server went away after the objects were created): the release stays
+        // `pending-*`, and a later run would uninstall or roll back a live store. Trust
+        // the record, not the exit status; a pending release is retried (and repaired).
+        let recorded = self.helm.history(&release, &store.namespace).await?;
+        match recorded.iter().max_by_key(|r| r.revision) {
+            Some(last) if last.status == ReleaseStatus::Deployed => Ok(()),
+            last => Err(Error::Unavailable {
+                message: format!(
+                    "helm reported release {release} installed, but it is recorded as {}; \
+                     installing it again",
+                    last.map_or("absent".to_owned(), |r| r.status.to_string())
+                ),
+            }),
+        }
     }
 
     async fn readiness(&self, store: &Store, timeout: Duration) -> Result<()> {
