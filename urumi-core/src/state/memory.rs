@@ -191,8 +191,15 @@ impl StateStore for MemoryStore {
                     .is_none_or(|p| cursor::is_after(s.created_at, s.name.as_str(), p))
             })
             .collect();
-        items.sort_unstable_by(|a, b| (b.created_at, &b.name).cmp(&(a.created_at, &a.name)));
-        let items: Vec<Store> = items.into_iter().take(limit + 1).cloned().collect();
+        let newest_first =
+            |a: &&Store, b: &&Store| (b.created_at, &b.name).cmp(&(a.created_at, &a.name));
+        if items.len() > limit + 1 {
+            // Only the page (and one more, for the cursor) needs sorting.
+            items.select_nth_unstable_by(limit + 1, newest_first);
+            items.truncate(limit + 1);
+        }
+        items.sort_unstable_by(newest_first);
+        let items: Vec<Store> = items.into_iter().cloned().collect();
         Ok(super::page_of(items, limit, |s| {
             cursor::encode(s.created_at, s.name.as_str())
         }))
@@ -366,7 +373,15 @@ impl StateStore for MemoryStore {
             .filter(|e| !e.store.status.is_at_rest())
             .filter(|e| e.lease.as_ref().is_none_or(|(_, exp)| *exp <= now))
             .collect();
-        candidates.sort_by_key(|e| (e.store.updated_at, e.store.name.clone()));
+        let oldest_first = |a: &&mut Entry, b: &&mut Entry| {
+            (a.store.updated_at, &a.store.name).cmp(&(b.store.updated_at, &b.store.name))
+        };
+        let take = limit as usize;
+        if take > 0 && candidates.len() > take {
+            candidates.select_nth_unstable_by(take, oldest_first);
+            candidates.truncate(take);
+        }
+        candidates.sort_unstable_by(oldest_first);
         Ok(candidates
             .into_iter()
             .take(limit as usize)
