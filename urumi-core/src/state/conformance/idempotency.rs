@@ -202,14 +202,14 @@ pub async fn case_idempotency_release_and_expiry(store: Arc<dyn StateStore>) {
 
     let short = key("k-short");
     store
-        .idempotency_begin(&short, "h", Duration::from_millis(50))
+        .idempotency_begin(&short, "h", Duration::from_millis(500))
         .await
         .expect("begin");
     store
         .idempotency_complete(&short, &response("old"))
         .await
         .expect("complete");
-    tokio::time::sleep(Duration::from_millis(120)).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
     let after = store
         .idempotency_begin(&short, "new-hash", IDEMPOTENCY_TTL)
         .await;

@@ -100,7 +100,7 @@ pub async fn case_claim_next_takes_only_unleased_work(store: Arc<dyn StateStore>
         .await
         .expect("hold one");
     let claimed = store
-        .claim_next("worker-a", Duration::from_millis(80), 10)
+        .claim_next("worker-a", Duration::from_millis(1000), 10)
         .await
         .expect("claim");
     let mut got: Vec<String> = claimed.iter().map(|s| s.name.to_string()).collect();
@@ -127,7 +127,7 @@ pub async fn case_claim_next_takes_only_unleased_work(store: Arc<dyn StateStore>
         ErrorKind::Conflict,
         "claim_next really took the lease"
     );
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let after = store
         .claim_next("worker-b", LONG, 2)
         .await
