@@ -361,11 +361,13 @@ async fn every_step_run_again_on_a_ready_store_changes_nothing() {
 }
 
 /// WooCommerce, except that while `broken` is set its values give WordPress a CPU
-/// request the API server refuses ("lots").
+/// request the API server refuses ("lots"), and while `stuck_job` is set its setup
+/// Job's pod fits no node and the Job gives up after 3 s (Failed, DeadlineExceeded).
 #[derive(Debug)]
 struct BreakableWoo {
     inner: WooCommerce,
     broken: Arc<AtomicBool>,
+    stuck_job: Arc<AtomicBool>,
 }
 
 impl Engine for BreakableWoo {
@@ -393,6 +395,10 @@ impl Engine for BreakableWoo {
         if self.broken.load(Ordering::SeqCst) {
             values["wordpress"]["resources"]["requests"]["cpu"] = "lots".into();
         }
+        if self.stuck_job.load(Ordering::SeqCst) {
+            values["setup"]["nodeSelector"] = serde_json::json!({"urumi.test/no-such-node": "x"});
+            values["setup"]["activeDeadlineSeconds"] = 3.into();
+        }
         Ok(values)
     }
     fn workloads(&self, store: &StoreContext, revision: u32) -> Vec<Workload> {
@@ -412,6 +418,7 @@ async fn a_refused_release_fails_the_store_and_retry_after_the_fix_makes_it_read
     engines.register(Arc::new(BreakableWoo {
         inner: WooCommerce::new(),
         broken: broken.clone(),
+        stuck_job: Arc::new(AtomicBool::new(false)),
     }));
     let p = urumi_core::KubeProvisioner::builder(client.clone(), state)
         .engines(engines)
@@ -480,6 +487,55 @@ async fn a_refused_release_fails_the_store_and_retry_after_the_fix_makes_it_read
         creds.password, values["admin-password"],
         "kept across retry"
     );
+
+    delete_and_wait(&p, &name).await;
+    p.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_setup_job_fails_the_store_and_retry_after_the_fix_makes_it_ready() {
+    let client = kube_client().await;
+    let (state, _dir) = sqlite_state().await;
+    let stuck_job = Arc::new(AtomicBool::new(true));
+    let mut engines = Engines::empty();
+    engines.register(Arc::new(BreakableWoo {
+        inner: WooCommerce::new(),
+        broken: Arc::new(AtomicBool::new(false)),
+        stuck_job: stuck_job.clone(),
+    }));
+    let p = urumi_core::KubeProvisioner::builder(client.clone(), state)
+        .engines(engines)
+        .settings(fast_settings())
+        .build()
+        .expect("build");
+    let name = unique("lc-job");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    create(&p, &name, Plan::Small).await;
+
+    let err = p
+        .wait(&admin(), &name, Some(Status::Ready), READY_TIMEOUT)
+        .await
+        .expect_err("the setup Job fails");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let failed = p.get(&admin(), &name).await.expect("get");
+    eprintln!("{name} failed as expected: {}", failed.message);
+    assert_eq!(failed.status, Status::Failed, "{failed:?}");
+    assert_eq!(failed.step, Step::Readiness, "{failed:?}");
+    assert!(
+        failed.message.contains(&format!("{name}-setup-1")),
+        "the reason names the Job: {}",
+        failed.message
+    );
+
+    // The cause is fixed (the Job fits a node again); a retry must make a new Job run.
+    stuck_job.store(false, Ordering::SeqCst);
+    p.retry(&admin(), &name).await.expect("retry");
+    let ready = wait_ready(&p, &name).await;
+    assert_eq!(ready.attempts, 2, "{ready:?}");
+    let releases = helm_list(&namespace_of(&name)).await;
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    assert_eq!(releases[0].status, "deployed", "{releases:?}");
 
     delete_and_wait(&p, &name).await;
     p.shutdown().await;
