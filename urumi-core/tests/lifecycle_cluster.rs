@@ -368,6 +368,8 @@ struct BreakableWoo {
     inner: WooCommerce,
     broken: Arc<AtomicBool>,
     stuck_job: Arc<AtomicBool>,
+    /// The setup Job's pod needs a node with this label (`yes`), and gives up after 10 s.
+    setup_node_label: Option<String>,
 }
 
 impl Engine for BreakableWoo {
@@ -395,6 +397,10 @@ impl Engine for BreakableWoo {
         if self.broken.load(Ordering::SeqCst) {
             values["wordpress"]["resources"]["requests"]["cpu"] = "lots".into();
         }
+        if let Some(key) = &self.setup_node_label {
+            values["setup"]["nodeSelector"] = serde_json::json!({ key: "yes" });
+            values["setup"]["activeDeadlineSeconds"] = 10.into();
+        }
         if self.stuck_job.load(Ordering::SeqCst) {
             values["setup"]["nodeSelector"] = serde_json::json!({"urumi.test/no-such-node": "x"});
             values["setup"]["activeDeadlineSeconds"] = 3.into();
@@ -419,6 +425,7 @@ async fn a_refused_release_fails_the_store_and_retry_after_the_fix_makes_it_read
         inner: WooCommerce::new(),
         broken: broken.clone(),
         stuck_job: Arc::new(AtomicBool::new(false)),
+        setup_node_label: None,
     }));
     let p = urumi_core::KubeProvisioner::builder(client.clone(), state)
         .engines(engines)
@@ -502,6 +509,7 @@ async fn a_failed_setup_job_fails_the_store_and_retry_after_the_fix_makes_it_rea
         inner: WooCommerce::new(),
         broken: Arc::new(AtomicBool::new(false)),
         stuck_job: stuck_job.clone(),
+        setup_node_label: None,
     }));
     let p = urumi_core::KubeProvisioner::builder(client.clone(), state)
         .engines(engines)
@@ -535,6 +543,82 @@ async fn a_failed_setup_job_fails_the_store_and_retry_after_the_fix_makes_it_rea
     assert_eq!(ready.attempts, 2, "{ready:?}");
     let releases = helm_list(&namespace_of(&name)).await;
     assert_eq!(releases.len(), 1, "{releases:?}");
+    assert_eq!(releases[0].status, "deployed", "{releases:?}");
+
+    delete_and_wait(&p, &name).await;
+    p.shutdown().await;
+}
+
+/// Removes a node label from every node when dropped.
+struct UnlabelNodes(String);
+
+impl Drop for UnlabelNodes {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kubectl")
+            .args(["label", "nodes", "--all", &format!("{}-", self.0)])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_setup_job_failed_for_a_reason_outside_the_values_runs_again_on_retry() {
+    let client = kube_client().await;
+    let (state, _dir) = sqlite_state().await;
+    let name = unique("lc-node");
+    // The cause lives in the cluster, not in the values: no node has the label yet.
+    let key = format!("urumi.test/{name}");
+    let mut engines = Engines::empty();
+    engines.register(Arc::new(BreakableWoo {
+        inner: WooCommerce::new(),
+        broken: Arc::new(AtomicBool::new(false)),
+        stuck_job: Arc::new(AtomicBool::new(false)),
+        setup_node_label: Some(key.clone()),
+    }));
+    let p = urumi_core::KubeProvisioner::builder(client.clone(), state)
+        .engines(engines)
+        .settings(fast_settings())
+        .build()
+        .expect("build");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    let _unlabel = UnlabelNodes(key.clone());
+    create(&p, &name, Plan::Small).await;
+    let err = p
+        .wait(&admin(), &name, Some(Status::Ready), READY_TIMEOUT)
+        .await
+        .expect_err("the setup Job fits no node");
+    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    let failed = p.get(&admin(), &name).await.expect("get");
+    assert_eq!(failed.step, Step::Readiness, "{failed:?}");
+    assert!(
+        failed.message.contains("DeadlineExceeded"),
+        "{}",
+        failed.message
+    );
+
+    // Fix the cluster (the nodes get the label), then retry: the same values, a new Job.
+    let labelled = std::process::Command::new("kubectl")
+        .args([
+            "label",
+            "nodes",
+            "--all",
+            "--overwrite",
+            &format!("{key}=yes"),
+        ])
+        .status()
+        .expect("run kubectl label");
+    assert!(labelled.success(), "kubectl label nodes");
+    p.retry(&admin(), &name).await.expect("retry");
+    let ready = wait_ready(&p, &name).await;
+    assert_eq!(ready.attempts, 2, "{ready:?}");
+    let releases = helm_list(&namespace_of(&name)).await;
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    assert_eq!(
+        releases[0].revision, "2",
+        "a new revision for the retry: {releases:?}"
+    );
     assert_eq!(releases[0].status, "deployed", "{releases:?}");
 
     delete_and_wait(&p, &name).await;
