@@ -199,9 +199,10 @@ impl StoreRuntime for KubeRuntime {
         let chart = engine.chart()?;
         let values = engine.values(&ctx, &self.settings.engine)?;
         let release = engine.release_name(&store.name);
-        // The same chart with the same values is already deployed: nothing to do (an
-        // upgrade would only add a revision, and a new setup Job with it).
-        let digest = release_digest(&chart, &values);
+        // The same chart with the same values is already deployed by this attempt:
+        // nothing to do (an upgrade would only add a revision, and a new setup Job with
+        // it). A retry (a new attempt) upgrades, so a failed setup Job runs again.
+        let digest = release_digest(&chart, &values, store.attempts);
         let history = self.helm.history(&release, &store.namespace).await?;
         if let Some(last) = history.iter().max_by_key(|r| r.revision)
             && last.status == ReleaseStatus::Deployed
@@ -275,14 +276,16 @@ impl StoreRuntime for KubeRuntime {
     }
 }
 
-/// `values:<hex>`: a digest of what a release is made of (the content-addressed chart
-/// path and the values), recorded in the revision's description.
-fn release_digest(chart: &std::path::Path, values: &serde_json::Value) -> String {
+/// `digest:<hex>`: a digest of what a release is made of (the content-addressed chart
+/// path, the values, the provisioning attempt), recorded in the revision's description.
+fn release_digest(chart: &std::path::Path, values: &serde_json::Value, attempt: u32) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(chart.to_string_lossy().as_bytes());
     h.update([0]);
     h.update(values.to_string().as_bytes());
+    h.update([0]);
+    h.update(attempt.to_be_bytes());
     format!("digest:{}", &hex::encode(h.finalize())[..16])
 }
 
@@ -311,13 +314,14 @@ mod tests {
     }
 
     #[test]
-    fn digest_changes_with_chart_or_values_only() {
+    fn digest_changes_with_chart_values_or_attempt_only() {
         let chart = std::path::Path::new("/cache/woocommerce-store-0.1.0-abc.tgz");
         let v1 = serde_json::json!({"store": {"name": "shop1"}});
         let v2 = serde_json::json!({"store": {"name": "shop2"}});
-        assert_eq!(release_digest(chart, &v1), release_digest(chart, &v1));
-        assert_ne!(release_digest(chart, &v1), release_digest(chart, &v2));
+        assert_eq!(release_digest(chart, &v1, 1), release_digest(chart, &v1, 1));
+        assert_ne!(release_digest(chart, &v1, 1), release_digest(chart, &v2, 1));
         let other = std::path::Path::new("/cache/woocommerce-store-0.1.0-def.tgz");
-        assert_ne!(release_digest(chart, &v1), release_digest(other, &v1));
+        assert_ne!(release_digest(chart, &v1, 1), release_digest(other, &v1, 1));
+        assert_ne!(release_digest(chart, &v1, 1), release_digest(chart, &v1, 2));
     }
 }

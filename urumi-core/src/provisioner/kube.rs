@@ -26,7 +26,7 @@ use crate::orchestrator::{
     StoreChange,
 };
 use crate::state::{InsertOptions, ListQuery, Page, StateStore};
-use crate::store::{EngineId, Plan, Plans, Status, Store, StoreName, StoreSpec, TenantId};
+use crate::store::{EngineId, Plan, Plans, Status, Step, Store, StoreName, StoreSpec, TenantId};
 
 /// Everything a [`KubeProvisioner`] can be told; deserializes from the server's TOML
 /// (camelCase or the field names).
@@ -447,6 +447,11 @@ impl Provisioner for KubeProvisioner {
                 }
                 store.status = Status::Provisioning;
                 store.attempts += 1;
+                // Readiness of the same revision cannot change (a failed Job stays
+                // failed): run the release again, which makes a new revision per attempt.
+                if store.step == Step::Readiness {
+                    store.step = Step::Release;
+                }
                 store.message = format!("retry requested: resuming at {}", store.step.as_str());
                 Ok(true)
             })
