@@ -5,7 +5,7 @@
 //!        └─▶ StateStore::insert (name unique, limits, idempotency: one transaction)
 //!              └─▶ audit store.create ─▶ publish Updated ─▶ orchestrator.wake()  ─▶ 202-style return
 //!  delete(caller, name) ── status Deleting ─▶ audit store.delete ─▶ interrupt + wake
-//!  retry(caller, name)  ── Failed only: status Provisioning from the failed step ─▶ wake
+//!  retry(caller, name)  ── Failed only: Provisioning from the failed step (readiness → release) ─▶ wake
 //!  get / list / events / audit ── tenant-scoped reads (another tenant's store is not_found)
 //!  credentials(caller, name) ── read from the store's Secret, audited (never stored)
 //!  subscribe() ── every change, as it happens;  wait(name, status, timeout)
@@ -192,8 +192,9 @@ pub trait Provisioner: Send + Sync {
     /// `Deleting` store returns it as is). Errors: `not_found` once it is gone.
     async fn delete(&self, caller: &Caller, name: &str) -> Result<Store>;
 
-    /// Provisions a `Failed` store again from the step that failed, keeping its
-    /// credentials. Errors: `not_found`, `conflict` when it is not `Failed`.
+    /// Provisions a `Failed` store again from the step that failed (from the release
+    /// when readiness failed: a new revision, so a failed setup Job runs again), keeping
+    /// its credentials. Errors: `not_found`, `conflict` when it is not `Failed`.
     async fn retry(&self, caller: &Caller, name: &str) -> Result<Store>;
 
     /// The store's admin login, read from its Secret; each read is audited.
