@@ -722,6 +722,120 @@ async fn a_release_helm_reports_installed_but_did_not_record_is_installed_again(
     p.shutdown().await;
 }
 
+/// Rewrites the latest record of `release` in `namespace` to `pending-install`, as an
+/// install interrupted after its objects were created leaves it (helm's storage: a
+/// Secret whose `release` is base64(gzip(JSON))).
+fn mark_pending_install(namespace: &str, release: &str) {
+    const SCRIPT: &str = r#"
+import base64, gzip, json, subprocess, sys
+ns, rel = sys.argv[1], sys.argv[2]
+name = "sh.helm.release.v1.%s.v1" % rel
+s = json.loads(subprocess.check_output(["kubectl", "get", "secret", name, "-n", ns, "-o", "json"]))
+r = json.loads(gzip.decompress(base64.b64decode(base64.b64decode(s["data"]["release"]))))
+r["info"]["status"] = "pending-install"
+blob = base64.b64encode(gzip.compress(json.dumps(r).encode()))
+s["data"]["release"] = base64.b64encode(blob).decode()
+s["metadata"]["labels"]["status"] = "pending-install"
+subprocess.run(["kubectl", "replace", "-f", "-"], input=json.dumps(s).encode(), check=True,
+               stdout=subprocess.DEVNULL)
+"#;
+    let status = std::process::Command::new("python3")
+        .args(["-c", SCRIPT, namespace, release])
+        .status()
+        .expect("run python3");
+    assert!(status.success(), "could not mark {release} pending-install");
+}
+
+/// The real helm, except that the first install's record is left `pending-install`
+/// while helm reports success (the API server went away as helm finished).
+struct PendingOnceHelm {
+    real: HelmCli,
+    mark_next_install: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl HelmDriver for PendingOnceHelm {
+    async fn upgrade_install(
+        &self,
+        release: &str,
+        namespace: &str,
+        chart: &std::path::Path,
+        values: serde_json::Value,
+        opts: &UpgradeOptions,
+    ) -> Result<Release, HelmError> {
+        let installed = self
+            .real
+            .upgrade_install(release, namespace, chart, values, opts)
+            .await?;
+        if self.mark_next_install.swap(false, Ordering::SeqCst) {
+            mark_pending_install(namespace, release);
+        }
+        Ok(installed)
+    }
+    async fn uninstall(&self, release: &str, namespace: &str) -> Result<(), HelmError> {
+        self.real.uninstall(release, namespace).await
+    }
+    async fn status(
+        &self,
+        release: &str,
+        namespace: &str,
+    ) -> Result<Option<ReleaseStatus>, HelmError> {
+        self.real.status(release, namespace).await
+    }
+    async fn rollback(
+        &self,
+        release: &str,
+        namespace: &str,
+        revision: u32,
+    ) -> Result<(), HelmError> {
+        self.real.rollback(release, namespace, revision).await
+    }
+    async fn history(&self, release: &str, namespace: &str) -> Result<Vec<Revision>, HelmError> {
+        self.real.history(release, namespace).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_left_pending_install_with_its_objects_running_is_repaired() {
+    let client = kube_client().await;
+    let (state, _dir) = sqlite_state().await;
+    let helm = Arc::new(PendingOnceHelm {
+        real: HelmCli::new(),
+        mark_next_install: AtomicBool::new(true),
+    });
+    let p = urumi_core::KubeProvisioner::builder(client.clone(), state)
+        .helm(helm.clone())
+        .settings(fast_settings())
+        .build()
+        .expect("build");
+    let name = unique("lc-pending");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    let mut changes = p.subscribe();
+    create(&p, &name, Plan::Small).await;
+    let ready = wait_ready(&p, &name).await;
+    let mut messages = Vec::new();
+    while let Ok(change) = changes.try_recv() {
+        if change.store().name.as_str() == name {
+            messages.push(change.store().message.clone());
+        }
+    }
+    assert!(
+        messages.iter().any(|m| m.contains("pending-install")),
+        "the release step saw the pending record and ran again: {messages:#?}"
+    );
+    assert!(
+        !helm.mark_next_install.load(Ordering::SeqCst),
+        "the record was rewritten"
+    );
+    assert_eq!(ready.attempts, 1, "{ready:?}");
+    let releases = helm_list(&namespace_of(&name)).await;
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    assert_eq!(releases[0].status, "deployed", "{releases:?}");
+    delete_and_wait(&p, &name).await;
+    p.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_leaves_nothing_behind_and_is_idempotent() {
     let client = kube_client().await;

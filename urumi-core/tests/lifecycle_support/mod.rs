@@ -135,9 +135,11 @@ pub async fn wait_ready(p: &dyn Provisioner, name: &str) -> Store {
     {
         Ok(Some(store)) => store,
         other => panic!(
-            "store {name} did not become Ready: {other:?}\nrecord: {:?}\ntrail:\n{}",
+            "store {name} did not become Ready: {other:?}\nrecord: {:?}\ntrail:\n{}\n\
+             in the cluster:\n{}",
             p.get(&admin(), name).await,
-            describe_trail(&trail(p, name).await)
+            describe_trail(&trail(p, name).await),
+            describe_namespace(name)
         ),
     }
 }
@@ -186,6 +188,45 @@ pub async fn trail(p: &dyn Provisioner, name: &str) -> Vec<AuditEvent> {
     }
     all.reverse();
     all
+}
+
+/// Workloads, pods, releases and events of the store's namespace (`kubectl`, `helm`),
+/// for failure messages.
+pub fn describe_namespace(name: &str) -> String {
+    let ns = namespace_of(name);
+    let run = |program: &str, args: &[&str]| {
+        std::process::Command::new(program)
+            .args(args)
+            .output()
+            .map(|o| {
+                format!(
+                    "$ {program} {}\n{}{}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            })
+            .unwrap_or_else(|e| format!("{program}: {e}"))
+    };
+    [
+        run(
+            "kubectl",
+            &[
+                "get",
+                "deploy,rs,sts,job,pods,pvc,resourcequota",
+                "-n",
+                &ns,
+                "-o",
+                "wide",
+            ],
+        ),
+        run(
+            "kubectl",
+            &["get", "events", "-n", &ns, "--sort-by=.lastTimestamp"],
+        ),
+        run("helm", &["history", name, "-n", &ns]),
+    ]
+    .join("\n")
 }
 
 /// One line per event, for failure messages.
