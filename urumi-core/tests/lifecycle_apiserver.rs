@@ -207,7 +207,7 @@ async fn provisioning_survives_a_20_second_api_server_outage() {
 
     for name in [&a, &b] {
         delete_and_wait(&p, name).await;
-        let left = leftovers(&client, name).await;
+        let left = leftovers_after_grace(&client, name).await;
         assert!(left.is_empty(), "{name} left behind: {left:?}");
     }
     p.shutdown().await;

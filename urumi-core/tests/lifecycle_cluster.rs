@@ -872,8 +872,14 @@ async fn delete_leaves_nothing_behind_and_is_idempotent() {
             .kind(),
         ErrorKind::NotFound
     );
+    // Strict: once the record is gone (the user is told "deleted"), nothing of the
+    // store may remain, its volumes included.
     let left = leftovers(&client, &name).await;
-    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(
+        left.is_empty(),
+        "left behind when the record was dropped: {left:?} (after 30 s: {:?})",
+        leftovers_after_grace(&client, &name).await
+    );
     let events = trail(&p, &name).await;
     let actions: Vec<_> = events.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
@@ -917,7 +923,7 @@ async fn a_store_still_provisioning_can_be_deleted() {
     p.wait(&admin(), &name, None, GONE_TIMEOUT)
         .await
         .expect("gone");
-    let left = leftovers(&client, &name).await;
+    let left = leftovers_after_grace(&client, &name).await;
     assert!(left.is_empty(), "left behind: {left:?}");
     // Nothing comes back once the worker is done with it.
     tokio::time::sleep(Duration::from_secs(2)).await;

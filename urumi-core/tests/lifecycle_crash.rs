@@ -214,7 +214,7 @@ async fn killed_at_then_restarted(at: Step, when: When) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    let left = leftovers(&client, &name).await;
+    let left = leftovers_after_grace(&client, &name).await;
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 

@@ -130,7 +130,7 @@ async fn two_replicas_on_one_database_provision_each_store_exactly_once() {
         started.elapsed().as_secs_f64()
     );
     for name in &names {
-        let left = leftovers(&client, name).await;
+        let left = leftovers_after_grace(&client, name).await;
         assert!(left.is_empty(), "{name} left behind: {left:?}");
         for p in replicas {
             assert_eq!(

@@ -357,6 +357,19 @@ pub async fn leftovers(client: &Client, name: &str) -> Vec<String> {
     left
 }
 
+/// [`leftovers`], polled for up to 30 s until nothing is left: the PV controller
+/// deletes a released volume asynchronously, after the namespace is gone.
+pub async fn leftovers_after_grace(client: &Client, name: &str) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = leftovers(client, name).await;
+        if left.is_empty() || tokio::time::Instant::now() >= deadline {
+            return left;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// Deletes the namespaces of the named stores when dropped, even when the test panicked,
 /// so a failed test leaves nothing running on the shared cluster (the helm release's
 /// records live in the namespace and go with it).
