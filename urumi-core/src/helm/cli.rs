@@ -239,14 +239,25 @@ impl HelmCli {
         }
     }
 
-    async fn uninstall_release(&self, call: &Call<'_>) -> Result<(), HelmError> {
-        let args: Vec<OsString> = vec![
+    /// `helm uninstall`; with `wait_until_gone`, also waits (foreground cascade) until
+    /// every object of the release is deleted, so that a reinstall does not adopt objects
+    /// still being deleted (a PersistentVolumeClaim held by an old pod, pods still
+    /// counted by the quota).
+    async fn uninstall_release(
+        &self,
+        call: &Call<'_>,
+        wait_until_gone: bool,
+    ) -> Result<(), HelmError> {
+        let mut args: Vec<OsString> = vec![
             "uninstall".into(),
             call.release.into(),
             "--ignore-not-found".into(),
             "--timeout".into(),
             self.helm_timeout_arg(),
         ];
+        if wait_until_gone {
+            args.extend(["--wait".into(), "--cascade".into(), "foreground".into()]);
+        }
         match self.run(call, args).await {
             Ok(_) => Ok(()),
             Err(e) if e.kind() == HelmErrorKind::NotFound => Ok(()),
@@ -368,10 +379,13 @@ impl HelmDriver for HelmCli {
                     .map(|r| r.status)
                     .unwrap_or(ReleaseStatus::Unknown);
                 tracing::warn!(release, namespace, %status, "uninstalling a release an interrupted helm run left behind");
-                self.uninstall_release(&Call {
-                    operation: "uninstall",
-                    ..call
-                })
+                self.uninstall_release(
+                    &Call {
+                        operation: "uninstall",
+                        ..call
+                    },
+                    true,
+                )
                 .await?;
             }
             Repair::Rollback(revision) => {
@@ -422,12 +436,15 @@ impl HelmDriver for HelmCli {
 
     async fn uninstall(&self, release: &str, namespace: &str) -> Result<(), HelmError> {
         let scrubber = Scrubber::default();
-        self.uninstall_release(&Call {
-            operation: "uninstall",
-            release,
-            namespace,
-            scrubber: &scrubber,
-        })
+        self.uninstall_release(
+            &Call {
+                operation: "uninstall",
+                release,
+                namespace,
+                scrubber: &scrubber,
+            },
+            false,
+        )
         .await
     }
 

@@ -8,16 +8,19 @@
 //!  release     ── HelmDriver::upgrade_install(engine.chart(), engine.values())
 //!  readiness   ── ReadinessWatcher::wait(engine.workloads(revision))
 //!  teardown    ── HelmDriver::uninstall ── Guardrails::delete_namespace (waits until gone)
+//!                 ── the store's PersistentVolumes (reclaim Delete) gone too
 //! ```
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use k8s_openapi::api::core::v1::PersistentVolume;
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
-use kube::api::{Patch, PatchParams};
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::runtime::wait::{await_condition, conditions};
 
 use super::StoreRuntime;
 use super::readiness::ReadinessWatcher;
@@ -149,6 +152,65 @@ impl KubeRuntime {
         )
     }
 
+    /// Waits until no PersistentVolume that belonged to `namespace` remains (their
+    /// reclaim policy `Delete` removes them shortly after the namespace's claims go).
+    /// Volumes kept on purpose (`Retain`) are reported, not waited for. Without the
+    /// right to read PersistentVolumes the check is skipped with a warning.
+    /// Errors: a retryable `timeout` naming the volumes still there.
+    async fn wait_for_volumes(&self, namespace: &str) -> Result<()> {
+        let api: Api<PersistentVolume> = Api::all(self.guardrails.client().clone());
+        let volumes = match api.list(&ListParams::default()).await {
+            Ok(list) => list.items,
+            Err(kube::Error::Api(status)) if status.code == 403 => {
+                tracing::warn!(
+                    namespace,
+                    "may not list PersistentVolumes; not waiting for the store's volumes"
+                );
+                return Ok(());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let timeout = self.settings.namespace_deletion_timeout;
+        for pv in volumes {
+            let of_store = pv
+                .spec
+                .as_ref()
+                .and_then(|s| s.claim_ref.as_ref())
+                .and_then(|c| c.namespace.as_deref())
+                == Some(namespace);
+            if !of_store {
+                continue;
+            }
+            let name = pv.metadata.name.clone().unwrap_or_default();
+            let policy = pv
+                .spec
+                .as_ref()
+                .and_then(|s| s.persistent_volume_reclaim_policy.as_deref())
+                .unwrap_or("Delete");
+            if policy != "Delete" {
+                tracing::warn!(namespace, volume = %name, policy, "the store's volume is kept by its reclaim policy");
+                continue;
+            }
+            let uid = pv.metadata.uid.clone().unwrap_or_default();
+            let gone = await_condition(api.clone(), &name, conditions::is_deleted(&uid));
+            match tokio::time::timeout(timeout, gone).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    return Err(Error::Unavailable {
+                        message: format!("watching volume {name}: {e}"),
+                    });
+                }
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        operation: format!("deleting volume {name} of namespace {namespace}"),
+                        after: timeout,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The store's admin user and password, read from its Secret.
     /// Errors: `not_found` while the Secret does not exist yet.
     pub async fn admin_credentials(&self, store: &Store) -> Result<AdminCredentials> {
@@ -272,7 +334,7 @@ impl StoreRuntime for KubeRuntime {
         self.guardrails
             .delete_namespace(&store.namespace, self.settings.namespace_deletion_timeout)
             .await?;
-        Ok(())
+        self.wait_for_volumes(&store.namespace).await
     }
 }
 
