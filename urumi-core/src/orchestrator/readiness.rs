@@ -31,8 +31,12 @@ pub struct ReadinessWatcher {
     statefulsets: Cache<StatefulSet>,
     jobs: Cache<Job>,
     generation: watch::Receiver<u64>,
+    /// The last error of each watch that has not recovered yet (e.g. `forbidden`).
+    errors: WatchErrors,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
+
+type WatchErrors = Arc<std::sync::Mutex<std::collections::BTreeMap<&'static str, String>>>;
 
 impl std::fmt::Debug for ReadinessWatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -67,6 +71,8 @@ fn spawn_watch<K>(
     client: &Client,
     label_selector: &str,
     bump: watch::Sender<u64>,
+    errors: WatchErrors,
+    kind: &'static str,
 ) -> (Cache<K>, tokio::task::JoinHandle<()>)
 where
     K: kube::Resource<DynamicType = ()>
@@ -85,8 +91,16 @@ where
     let task = tokio::spawn(async move {
         futures::pin_mut!(stream);
         while let Some(event) = stream.next().await {
-            if let Err(e) = event {
-                tracing::debug!(error = %e, "readiness watch interrupted; it re-lists");
+            if let Ok(mut errors) = errors.lock() {
+                match &event {
+                    Err(e) => {
+                        tracing::debug!(kind, error = %e, "readiness watch interrupted; it re-lists");
+                        errors.insert(kind, e.to_string());
+                    }
+                    Ok(_) => {
+                        errors.remove(kind);
+                    }
+                }
             }
             bump.send_modify(|g| *g = g.wrapping_add(1));
         }
@@ -99,14 +113,28 @@ impl ReadinessWatcher {
     /// `urumi.dev/store`), cluster-wide.
     pub fn start(client: &Client, label_selector: &str) -> Arc<Self> {
         let (bump, generation) = watch::channel(0u64);
-        let (deployments, t1) = spawn_watch::<Deployment>(client, label_selector, bump.clone());
-        let (statefulsets, t2) = spawn_watch::<StatefulSet>(client, label_selector, bump.clone());
-        let (jobs, t3) = spawn_watch::<Job>(client, label_selector, bump);
+        let errors = WatchErrors::default();
+        let (deployments, t1) = spawn_watch::<Deployment>(
+            client,
+            label_selector,
+            bump.clone(),
+            errors.clone(),
+            "Deployments",
+        );
+        let (statefulsets, t2) = spawn_watch::<StatefulSet>(
+            client,
+            label_selector,
+            bump.clone(),
+            errors.clone(),
+            "StatefulSets",
+        );
+        let (jobs, t3) = spawn_watch::<Job>(client, label_selector, bump, errors.clone(), "Jobs");
         Arc::new(ReadinessWatcher {
             deployments,
             statefulsets,
             jobs,
             generation,
+            errors,
             tasks: vec![t1, t2, t3],
         })
     }
@@ -138,8 +166,9 @@ impl ReadinessWatcher {
                         Err(_) => {
                             return Err(Error::Provisioning {
                                 message: format!(
-                                    "not ready after {:.0} s: {what}",
-                                    timeout.as_secs_f64()
+                                    "not ready after {:.0} s: {what}{}",
+                                    timeout.as_secs_f64(),
+                                    self.watch_errors()
                                 ),
                             });
                         }
@@ -147,6 +176,18 @@ impl ReadinessWatcher {
                 }
             }
         }
+    }
+
+    /// ` (the watch of Jobs fails: …)` while a watch has not recovered from an error,
+    /// so a readiness timeout names a cause like missing permissions; empty otherwise.
+    fn watch_errors(&self) -> String {
+        let Ok(errors) = self.errors.lock() else {
+            return String::new();
+        };
+        errors
+            .iter()
+            .map(|(kind, e)| format!(" (the watch of {kind} fails: {e})"))
+            .collect()
     }
 
     /// Checks `workloads` in `namespace` against the caches, now.
@@ -351,6 +392,33 @@ mod tests {
             Readiness::Waiting(_)
         ));
         assert_eq!(statefulset_readiness(&mk(1)), Readiness::Ready);
+    }
+
+    #[tokio::test]
+    async fn a_timeout_names_the_watch_that_fails() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("valid url"));
+        let client = Client::try_from(config).expect("client");
+        let watcher = ReadinessWatcher::start(&client, "urumi.dev/store");
+        let workloads = [Workload {
+            kind: WorkloadKind::Deployment,
+            name: "shop1-wordpress".to_owned(),
+            labels: Default::default(),
+        }];
+        let err = watcher
+            .wait("store-shop1", &workloads, Duration::from_secs(2))
+            .await
+            .expect_err("nothing can be ready");
+        let message = err.to_string();
+        assert!(message.contains("not ready after 2 s"), "{message}");
+        assert!(
+            message.contains("Deployment shop1-wordpress does not exist yet"),
+            "{message}"
+        );
+        assert!(
+            message.contains("the watch of Deployments fails"),
+            "{message}"
+        );
+        assert!(!err.is_retryable(), "a readiness timeout fails the store");
     }
 
     #[test]
