@@ -25,8 +25,9 @@ DANGEROUS_RESOURCES = {"nodes", "nodes/proxy", "pods/exec", "pods/attach", "pods
                        "serviceaccounts/token", "certificatesigningrequests/approval",
                        "clusterroles", "clusterrolebindings", "roles",
                        "validatingadmissionpolicies", "validatingadmissionpolicybindings",
-                       "mutatingwebhookconfigurations", "validatingwebhookconfigurations",
-                       "persistentvolumes"}
+                       "mutatingwebhookconfigurations", "validatingwebhookconfigurations"}
+# Readable (deletion waits until a store's volumes are gone), never writable.
+READ_ONLY_RESOURCES = {"persistentvolumes"}
 POWERFUL_ROLES = {"cluster-admin", "admin", "edit", "system:masters"}
 
 
@@ -131,6 +132,8 @@ def check_rbac(objs):
                     errors.append(f"{where}: touches {sorted(bad)}")
                 if "pods" in resources and verbs - {"get", "list", "watch"}:
                     errors.append(f"{where}: writes pods")
+                if resources & READ_ONLY_RESOURCES and verbs - {"get", "list", "watch"}:
+                    errors.append(f"{where}: writes {sorted(resources & READ_ONLY_RESOURCES)}")
                 if "nonResourceURLs" in rule:
                     errors.append(f"{where}: nonResourceURLs")
         if d["kind"] in ("ClusterRoleBinding", "RoleBinding"):
