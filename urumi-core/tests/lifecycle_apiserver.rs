@@ -15,12 +15,13 @@
 //! `cargo test`. Without KUBECONFIG it fails (never skips). The API server is restarted
 //! even when the test fails.
 //!
-//! Known failure (about 2 runs in 5, 2026-11-23): when the outage interrupts helm's
-//! install, the release is left `pending-install`; the helm driver's repair uninstalls
-//! and reinstalls at once, while the old objects are still being garbage-collected (slow
-//! right after the API server restart). The reinstall adopts the old, terminating PVC
-//! (held by an old pod) and the old pods use up the quota, so the store hangs in
-//! readiness. The failure message shows the namespace's events.
+//! Two causes made this test fail intermittently before they were fixed (2026-11-23):
+//! the helm driver's repair of a `pending-install` release reinstalled at once, adopting
+//! objects still being deleted (now it uninstalls with `--wait --cascade foreground`);
+//! and the test cluster's controller-manager, which runs without leader election, could
+//! keep stale caches after the API server restart (now tests/cluster/up restarts it and
+//! the scheduler whenever it restarts the API server, as a real control plane's
+//! supervisor would). On failure the message shows the namespace's events.
 
 mod lifecycle_support;
 
