@@ -423,3 +423,46 @@ async fn work_stopped_by_shutdown_is_resumed_by_the_next_worker() {
     assert_eq!(calls[4].load(Ordering::SeqCst), 1);
     second.shutdown().await;
 }
+
+#[tokio::test]
+async fn resync_reapplies_guardrails_of_ready_stores_only() {
+    let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let calls = counters();
+    let mut settings = fast_settings();
+    settings.resync_interval = Duration::from_millis(100);
+    let orch = Orchestrator::start(
+        state.clone(),
+        Arc::new(StateSink::new(state.clone())),
+        Arc::new(succeeding(calls.clone())),
+        settings,
+    );
+    insert(&state, "ready1").await;
+    orch.wake();
+    wait_for_status(&state, "ready1", Status::Ready).await;
+    let mut failed = insert(&state, "failed1").await;
+    failed.status = Status::Failed;
+    state.update(&failed).await.expect("mark failed");
+    let before = calls[1].load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let after = calls[1].load(Ordering::SeqCst);
+    // The Ready store was re-applied on several rounds; the Failed one never ran a step
+    // (the first guardrails call was the Ready store's provisioning).
+    assert!(
+        after >= before + 2,
+        "guardrails re-applied {} times",
+        after - before
+    );
+    assert_eq!(
+        calls[3].load(Ordering::SeqCst),
+        1,
+        "resync never touches the release"
+    );
+    let failed_now = state.get(&failed.name).await.expect("exists");
+    assert_eq!(failed_now.status, Status::Failed);
+    assert_eq!(
+        failed_now.version,
+        failed.version + 1,
+        "untouched since it was failed"
+    );
+    orch.shutdown().await;
+}

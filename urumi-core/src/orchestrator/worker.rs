@@ -363,9 +363,15 @@ async fn resync_once(shared: &Shared) -> Result<()> {
             {
                 continue;
             }
+            // Under the lease, re-read: a store deleted since the list must not get its
+            // namespace re-created.
             let repaired = async {
-                shared.runtime.namespace(&store).await?;
-                shared.runtime.guardrails(&store).await
+                let current = shared.state.get(&store.name).await?;
+                if current.status != Status::Ready {
+                    return Ok(());
+                }
+                shared.runtime.namespace(&current).await?;
+                shared.runtime.guardrails(&current).await
             }
             .await;
             if let Err(e) = repaired {
