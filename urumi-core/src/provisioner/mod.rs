@@ -12,6 +12,7 @@
 //! ```
 
 mod kube;
+mod settings;
 #[cfg(test)]
 mod tests;
 
@@ -22,7 +23,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-pub use self::kube::{KubeProvisioner, KubeProvisionerBuilder, ProvisionerSettings};
+pub use self::kube::{KubeProvisioner, KubeProvisionerBuilder};
+pub use self::settings::ProvisionerSettings;
 use crate::audit::AuditQuery;
 use crate::error::{Error, Result};
 use crate::orchestrator::StoreChange;
