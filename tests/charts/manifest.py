@@ -14,6 +14,14 @@ exits non-zero if anything is; it prints nothing and exits 0 when all is well.
                           resourceNames, no nodes, no pods/exec|attach|portforward,
                           no ClusterRoleBinding to a built-in powerful role
   fits-quota CPU MEMORY   WordPress + MariaDB + setup Job limits fit CPU/MEMORY (e.g. 1 1536Mi)
+  configmap-files NAME DIR
+                          writes each data key of ConfigMap NAME to DIR/KEY (the setup
+                          Job's files as the chart renders them)
+  pins README             every image tag and the WOOCOMMERCE_VERSION / STOREFRONT_VERSION
+                          the manifests use appear in README (where their evidence is named)
+  network-policy NAME JSON
+                          NetworkPolicy NAME has exactly the spec JSON (order of list
+                          items ignored)
 """
 import sys
 
@@ -188,6 +196,60 @@ def check_fits(objs, cpu, memory):
     return errors
 
 
+def write_configmap_files(objs, cm_name, directory):
+    import os
+    for d in objs:
+        if d["kind"] == "ConfigMap" and d["metadata"]["name"] == cm_name:
+            os.makedirs(directory, exist_ok=True)
+            for key, value in (d.get("data") or {}).items():
+                with open(os.path.join(directory, key), "w", encoding="utf-8") as f:
+                    f.write(value)
+            return []
+    return [f"no ConfigMap {cm_name} rendered"]
+
+
+def check_pins(objs, readme):
+    with open(readme, encoding="utf-8") as f:
+        text = f.read()
+    errors, pins = [], []
+    for d in objs:
+        for c in containers(d):
+            pins.append(("image", c["image"]))
+            for e in c.get("env", []):
+                if e["name"] in ("WOOCOMMERCE_VERSION", "STOREFRONT_VERSION"):
+                    pins.append((e["name"], e["value"]))
+    for what, value in sorted(set(pins)):
+        if f"`{value}`" not in text:
+            errors.append(f"{what} {value} is not named in {readme}")
+    if not pins:
+        errors.append("nothing pinned rendered")
+    return errors
+
+
+def canonical(value):
+    """A value with every list sorted, so that rule order does not matter."""
+    import json
+    if isinstance(value, dict):
+        return {k: canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return sorted((canonical(v) for v in value), key=lambda v: json.dumps(v, sort_keys=True))
+    return value
+
+
+def check_network_policy(objs, np_name, want_json):
+    import json
+    want = canonical(json.loads(want_json))
+    for d in objs:
+        if d["kind"] == "NetworkPolicy" and d["metadata"]["name"] == np_name:
+            have = canonical(d.get("spec", {}))
+            if have != want:
+                return [f"NetworkPolicy {np_name}:",
+                        "  have " + json.dumps(have, sort_keys=True),
+                        "  want " + json.dumps(want, sort_keys=True)]
+            return []
+    return [f"no NetworkPolicy {np_name} rendered"]
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__)
@@ -208,6 +270,12 @@ def main(argv):
         errors = check_rbac(objs)
     elif check == "fits-quota":
         errors = check_fits(objs, argv[2], argv[3])
+    elif check == "configmap-files":
+        errors = write_configmap_files(objs, argv[2], argv[3])
+    elif check == "pins":
+        errors = check_pins(objs, argv[2])
+    elif check == "network-policy":
+        errors = check_network_policy(objs, argv[2], argv[3])
     else:
         print(f"unknown check {check}")
         return 2

@@ -110,3 +110,59 @@ seccompProfile:
 - name: WORDPRESS_CONFIG_EXTRA
   value: {{ .Values.wordpress.configExtra | quote }}
 {{- end -}}
+
+{{/* The platform's webhook host and port, from webhooks.url: a dict {host, port}.
+     Both are rendered into PHP (the must-use plugin), so they are checked strictly. */}}
+{{- define "store.webhookTarget" -}}
+{{- $u := urlParse .Values.webhooks.url -}}
+{{- $hostport := lower $u.host -}}
+{{- $host := $hostport -}}
+{{- $port := ternary "443" "80" (eq $u.scheme "https") -}}
+{{- if contains ":" $hostport -}}
+{{- $host = regexReplaceAll ":.*$" $hostport "" -}}
+{{- $port = regexReplaceAll "^[^:]*:" $hostport "" -}}
+{{- end -}}
+{{- if not (regexMatch "^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$" $host) -}}
+{{- fail (printf "webhooks.url %q: the host must be a DNS name or an IPv4 address" .Values.webhooks.url) -}}
+{{- end -}}
+{{- if not (and (regexMatch "^[0-9]{1,5}$" $port) (le (atoi $port) 65535) (ge (atoi $port) 1)) -}}
+{{- fail (printf "webhooks.url %q: the port must be 1-65535" .Values.webhooks.url) -}}
+{{- end -}}
+{{- dict "host" $host "port" (atoi $port) | toJson -}}
+{{- end -}}
+
+{{/* The must-use plugin that lets WordPress deliver webhooks to the platform (only with
+     webhooks.url): wp_safe_remote_request refuses private/loopback addresses and ports
+     other than 80/443/8080; this allows exactly one host and one port, nothing broader. */}}
+{{- define "store.webhooksMuPlugin" -}}
+{{- $t := include "store.webhookTarget" . | fromJson -}}
+<?php
+/**
+ * Plugin Name: Urumi webhook delivery
+ * Description: Lets WooCommerce deliver webhooks to the Urumi platform at {{ $t.host }}:{{ $t.port }} (in-cluster addresses and ports are refused by default). Installed by the store's setup Job from its Helm chart; do not edit.
+ */
+
+defined('ABSPATH') || exit;
+
+const URUMI_WEBHOOK_HOST = '{{ $t.host }}';
+const URUMI_WEBHOOK_PORT = {{ $t.port }};
+
+// The platform's host counts as external even when it resolves to a private address,
+// but only for a URL on the platform's port.
+add_filter('http_request_host_is_external', function ($external, $host, $url) {
+    if (strtolower((string) $host) !== URUMI_WEBHOOK_HOST) {
+        return $external;
+    }
+    $scheme = strtolower((string) wp_parse_url($url, PHP_URL_SCHEME));
+    $port = (int) (wp_parse_url($url, PHP_URL_PORT) ?: ($scheme === 'https' ? 443 : 80));
+    return $port === URUMI_WEBHOOK_PORT ? true : $external;
+}, 10, 3);
+
+// The platform's port is allowed for the platform's host only.
+add_filter('http_allowed_safe_ports', function ($ports, $host, $url) {
+    if (strtolower((string) $host) === URUMI_WEBHOOK_HOST && is_array($ports)) {
+        $ports[] = URUMI_WEBHOOK_PORT;
+    }
+    return $ports;
+}, 10, 3);
+{{- end -}}
