@@ -1,8 +1,10 @@
-//! Packs `charts/woocommerce-store` (at the workspace root) into a `.tgz` in `OUT_DIR`,
-//! which `engine::chart` bundles with `include_bytes!`.
+//! Packs `charts/woocommerce-store` into a `.tgz` in `OUT_DIR`, which `engine::chart`
+//! bundles with `include_bytes!`. In the workspace, `urumi-core/charts/woocommerce-store`
+//! is a symlink to the workspace's chart; `cargo package` copies the files it points to,
+//! so the published crate carries its chart and builds on its own.
 //!
 //! ```text
-//!  ../charts/woocommerce-store/**  ──sorted, .helmignore'd──▶ tar (mtime 0, uid/gid 0,
+//!  charts/woocommerce-store/**  ──sorted, .helmignore'd──▶ tar (mtime 0, uid/gid 0,
 //!       mode 0644/0755, prefix "woocommerce-store/") ──gzip (mtime 0, level 9)──▶
 //!  $OUT_DIR/woocommerce-store.tgz
 //! ```
@@ -19,12 +21,13 @@ const CHART: &str = "woocommerce-store";
 
 fn main() -> io::Result<()> {
     let manifest = PathBuf::from(env("CARGO_MANIFEST_DIR")?);
-    let chart_dir = manifest.join("..").join("charts").join(CHART);
+    let chart_dir = manifest.join("charts").join(CHART);
     println!("cargo:rerun-if-changed={}", chart_dir.display());
     println!("cargo:rerun-if-changed=build.rs");
     if !chart_dir.join("Chart.yaml").is_file() {
         return Err(io::Error::other(format!(
-            "{} has no Chart.yaml: the WooCommerce chart is bundled from the workspace's charts/ directory",
+            "{} has no Chart.yaml: the WooCommerce chart is bundled from urumi-core/charts/ \
+             (a symlink to the workspace's charts/woocommerce-store)",
             chart_dir.display()
         )));
     }

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //!  for concurrency in 1, 4, 8:   (SQLite state in a temp dir, a fresh KubeProvisioner)
-//!    create 20 stores at once ─▶ every StoreChange timed as it is broadcast
+//!    create 20 stores at once ─▶ every change of the feed timed as it arrives
 //!      per store: create→Ready (queueing included), and each step: from its
 //!      "<step>: running" to the next one's (readiness: to Ready)
 //!    delete the 20 ─▶ delete→gone per store, and the whole batch
@@ -22,10 +22,12 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use urumi_core::limits::Limits;
-use urumi_core::orchestrator::StoreChange;
 use urumi_core::provisioner::CreateOptions;
+use urumi_core::state::ChangeKind;
 use urumi_core::store::{Status, Step, TenantId};
-use urumi_core::{Caller, CreateStore, KubeProvisioner, Provisioner, ProvisionerSettings};
+use urumi_core::{
+    Caller, CreateStore, KubeProvisioner, Provisioner, ProvisionerSettings, RequestOptions,
+};
 
 const STEPS: [Step; 5] = [
     Step::Namespace,
@@ -96,7 +98,7 @@ async fn round(client: &kube::Client, concurrency: usize, stores: usize) -> Roun
         .iter()
         .map(|n| (n.clone(), Timeline::default()))
         .collect();
-    let mut changes = p.subscribe();
+    let mut changes = p.changes(&caller, None);
 
     // Create them all at once; the orchestrator works `concurrency` at a time.
     let started = Instant::now();
@@ -110,12 +112,13 @@ async fn round(client: &kube::Client, concurrency: usize, stores: usize) -> Roun
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     let mut remaining = stores;
     while remaining > 0 {
-        let change = tokio::time::timeout_at(deadline, changes.recv())
+        let change = tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut changes))
             .await
             .unwrap_or_else(|_| panic!("{remaining} stores not Ready after {TIMEOUT:?}"))
+            .expect("feed open")
             .expect("changes");
         let now = Instant::now();
-        let s = change.store();
+        let s = &change.store;
         let Some(t) = timelines.get_mut(s.name.as_str()) else {
             continue;
         };
@@ -145,7 +148,7 @@ async fn round(client: &kube::Client, concurrency: usize, stores: usize) -> Roun
     let deleting = Instant::now();
     for name in &names {
         let t = Instant::now();
-        p.delete(&caller, name)
+        p.delete(&caller, name, RequestOptions::default())
             .await
             .unwrap_or_else(|e| panic!("delete {name}: {e}"));
         timelines.get_mut(name).expect("known").delete_requested = Some(t);
@@ -153,12 +156,13 @@ async fn round(client: &kube::Client, concurrency: usize, stores: usize) -> Roun
     let deadline = tokio::time::Instant::now() + TIMEOUT;
     let mut remaining = stores;
     while remaining > 0 {
-        let change = tokio::time::timeout_at(deadline, changes.recv())
+        let change = tokio::time::timeout_at(deadline, futures::StreamExt::next(&mut changes))
             .await
             .unwrap_or_else(|_| panic!("{remaining} stores not deleted after {TIMEOUT:?}"))
+            .expect("feed open")
             .expect("changes");
-        if let StoreChange::Deleted(s) = change
-            && let Some(t) = timelines.get_mut(s.name.as_str())
+        if change.kind == ChangeKind::Deleted
+            && let Some(t) = timelines.get_mut(change.store.name.as_str())
             && t.gone.is_none()
         {
             t.gone = Some(Instant::now());

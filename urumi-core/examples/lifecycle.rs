@@ -3,9 +3,12 @@
 //! ```text
 //! cargo run -p urumi-core --example lifecycle -- up   NAME --state sqlite://urumi.db [--plan small]
 //! cargo run -p urumi-core --example lifecycle -- down NAME --state sqlite://urumi.db
+//! cargo run -p urumi-core --example lifecycle -- verify NAME --state sqlite://urumi.db
 //! ```
 //! `up` creates the store if absent, follows it until Ready, prints it as JSON on stdout
 //! and exits 0 (1 if it failed). `down` deletes it and waits until nothing remains.
+//! `verify` places a cash-on-delivery test order on a Ready store through the Store API,
+//! prints the report (each step, its time, the order id) and exits 0 if the store sells.
 //! Progress goes to stderr. The cluster comes from `$KUBECONFIG` (or in-cluster), `helm`
 //! from `PATH`. Other flags: `--base-domain D`, `--lease-ttl SECS`, `--timeout SECS`,
 //! `--concurrency N`, and for least privilege (charts/urumi's service account)
@@ -14,11 +17,13 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use urumi_core::orchestrator::{StoreAccess, StoreChange};
+use urumi_core::orchestrator::StoreAccess;
 use urumi_core::provisioner::CreateOptions;
+use urumi_core::state::ChangeKind;
 use urumi_core::store::{Status, TenantId};
 use urumi_core::{
     Caller, CreateStore, ErrorKind, KubeProvisioner, Provisioner, ProvisionerSettings,
+    RequestOptions,
 };
 
 struct Args {
@@ -38,9 +43,11 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let command = it
         .next()
-        .ok_or("usage: lifecycle up|down NAME --state URL")?;
-    if command != "up" && command != "down" {
-        return Err(format!("unknown command {command:?}; expected up or down"));
+        .ok_or("usage: lifecycle up|down|verify NAME --state URL")?;
+    if !["up", "down", "verify"].contains(&command.as_str()) {
+        return Err(format!(
+            "unknown command {command:?}; expected up, down or verify"
+        ));
     }
     let name = it.next().ok_or("missing store NAME")?;
     let mut args = Args {
@@ -142,23 +149,24 @@ async fn run() -> Result<ExitCode, String> {
     let timeout = Duration::from_secs_f64(args.timeout);
 
     // Show progress as it happens.
-    let mut changes = provisioner.subscribe();
+    let mut changes = provisioner.changes(&caller, None);
     let name = args.name.clone();
     let progress = tokio::spawn(async move {
-        while let Ok(change) = changes.recv().await {
-            let s = change.store();
+        use futures::StreamExt;
+        while let Some(Ok(change)) = changes.next().await {
+            let s = &change.store;
             if s.name.as_str() != name {
                 continue;
             }
-            match &change {
-                StoreChange::Updated(s) => eprintln!(
+            match change.kind {
+                ChangeKind::Deleted => eprintln!("[{}] deleted", s.name),
+                _ => eprintln!(
                     "[{}] {} {}: {}",
                     s.name,
                     s.status,
                     s.step.as_str(),
                     s.message
                 ),
-                StoreChange::Deleted(s) => eprintln!("[{}] deleted", s.name),
             }
         }
     });
@@ -177,29 +185,59 @@ async fn run() -> Result<ExitCode, String> {
             Err(e) => return Err(format!("create refused ({}): {e}", e.kind())),
         }
         match provisioner
-            .wait(&caller, &args.name, Some(Status::Ready), timeout)
+            .wait(&caller, &args.name, Status::Ready, timeout)
             .await
         {
-            Ok(Some(store)) => {
+            Ok(store) => {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&store).map_err(|e| e.to_string())?
                 );
                 ExitCode::SUCCESS
             }
-            Ok(None) => ExitCode::FAILURE,
             Err(e) => {
                 eprintln!("lifecycle: store {} did not become Ready: {e}", args.name);
                 ExitCode::FAILURE
             }
         }
+    } else if args.command == "verify" {
+        match provisioner.verify(&caller, &args.name).await {
+            Ok(report) => {
+                for step in &report.steps {
+                    eprintln!(
+                        "[{}] verify {:<10} {} {:>5} ms{}",
+                        args.name,
+                        step.name,
+                        if step.ok { "ok    " } else { "FAILED" },
+                        step.ms,
+                        step.detail
+                            .as_deref()
+                            .map(|d| format!(" — {d}"))
+                            .unwrap_or_default()
+                    );
+                }
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
+                );
+                if report.ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::FAILURE
+                }
+            }
+            Err(e) => return Err(format!("verify refused ({}): {e}", e.kind())),
+        }
     } else {
-        match provisioner.delete(&caller, &args.name).await {
+        match provisioner
+            .delete(&caller, &args.name, RequestOptions::default())
+            .await
+        {
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(format!("delete refused ({}): {e}", e.kind())),
         }
-        match provisioner.wait(&caller, &args.name, None, timeout).await {
+        match provisioner.wait_deleted(&caller, &args.name, timeout).await {
             Ok(_) => {
                 eprintln!("[{}] nothing remains", args.name);
                 ExitCode::SUCCESS

@@ -17,27 +17,32 @@
 //!
 //! ```no_run
 //! use std::time::Duration;
-//! use urumi_core::provisioner::CreateOptions;
 //! use urumi_core::store::{Status, TenantId};
-//! use urumi_core::{Caller, CreateStore, KubeProvisioner, Provisioner, ProvisionerSettings};
+//! use urumi_core::{Caller, CreateStore, KubeProvisioner, Provisioner, ProvisionerSettings, RequestOptions};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let state = urumi_core::state::open("sqlite://urumi.db").await?;
-//! let client = kube::Client::try_default().await?; // $KUBECONFIG or in-cluster
-//! let provisioner = KubeProvisioner::builder(client, state)
-//!     .settings(ProvisionerSettings::default()) // base domain, plans, limits, …
-//!     .build()?; // starts the background worker; `helm` comes from PATH
+//! // State store, cluster ($KUBECONFIG or in-cluster) and `helm` from PATH, in one call.
+//! let provisioner =
+//!     KubeProvisioner::open("sqlite://urumi.db", None, ProvisionerSettings::default()).await?;
 //! let caller = Caller::tenant("billing-system", TenantId::new("acme")?);
 //! provisioner
-//!     .create(&caller, CreateStore::named("shop1").plan("small"), CreateOptions::default())
+//!     .create(
+//!         &caller,
+//!         CreateStore::named("shop1").plan("small"),
+//!         RequestOptions::idempotency_key("order-1001"), // safe to repeat
+//!     )
 //!     .await?; // Pending; provisioning runs in the background
 //! let store = provisioner
-//!     .wait(&caller, "shop1", Some(Status::Ready), Duration::from_secs(600))
+//!     .wait(&caller, "shop1", Status::Ready, Duration::from_secs(600))
 //!     .await?;
-//! println!("{:?}", store.map(|s| s.urls));
+//! println!("{:?}", store.urls);
+//! provisioner.shutdown().await; // or drop it: the worker stops with the last handle
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! Changes to stores are a durable, ordered feed: `provisioner.changes(&caller, after)`
+//! replays what followed a cursor, then follows live, across replicas.
 //!
 //! A runnable version is `examples/lifecycle.rs`:
 //! `cargo run -p urumi-core --example lifecycle -- up shop1 --state sqlite://urumi.db`.
@@ -48,13 +53,19 @@ pub mod engine;
 pub mod error;
 pub mod guardrails;
 pub mod helm;
+pub mod kubeconfig;
 pub mod limits;
 pub mod orchestrator;
 pub mod provisioner;
 pub mod state;
 pub mod store;
+pub mod verify;
 
 pub use error::{Error, ErrorKind, Result};
+/// The Kubernetes client crate urumi-core is built on, so embedders need not match its
+/// version: `urumi_core::kube::Client`.
+pub use kube;
 pub use provisioner::{
-    Caller, CreateStore, KubeProvisioner, Provisioner, ProvisionerSettings, Role,
+    Caller, CreateStore, KubeProvisioner, Provisioner, ProvisionerSettings, RequestOptions, Role,
 };
+pub use state::{Change, ChangeKind};

@@ -17,17 +17,22 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, QuotaScope, Result};
 
 /// Configurable limits on store creation. `u32::MAX` means "no limit". Deserializes
-/// from the server's TOML with snake_case keys; missing keys keep their defaults.
+/// from the server's TOML with camelCase keys (snake_case accepted); missing keys keep
+/// their defaults; unknown keys are refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct Limits {
     /// How many stores one tenant may have at once (default 10).
+    #[serde(alias = "stores_per_tenant")]
     pub stores_per_tenant: u32,
     /// How many stores one tenant may create per rate window (default 5).
+    #[serde(alias = "creations_per_hour")]
     pub creations_per_hour: u32,
     /// How many stores the platform may have at once (default 100).
+    #[serde(alias = "stores_total")]
     pub stores_total: u32,
     /// The rate window in seconds (default 3600).
+    #[serde(alias = "rate_window_secs")]
     pub rate_window_secs: u32,
 }
 

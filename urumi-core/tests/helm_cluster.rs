@@ -213,6 +213,14 @@ async fn interrupted_upgrade_is_repaired() {
 }
 
 #[tokio::test]
+async fn cancelled_upgrade_is_left_failed_not_pending() {
+    in_namespace("cancelled-upgrade", |fx| async move {
+        conformance::case_cancelled_upgrade_is_left_failed_not_pending(driver(), &fx).await;
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn cli_values_file_is_private_and_removed() {
     in_namespace("values-file", |fx| async move {
         conformance::case_cli_values_file_is_private_and_removed(&helm_binary(), &fx).await;

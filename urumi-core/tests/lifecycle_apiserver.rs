@@ -123,14 +123,17 @@ async fn provisioning_survives_a_20_second_api_server_outage() {
     cleanup.add(&a);
     cleanup.add(&b);
 
-    let mut changes = p.subscribe();
+    let mut changes = p.changes(&admin(), None);
     p.create(&admin(), CreateStore::named(&a), CreateOptions::default())
         .await
         .expect("create A");
     tokio::time::timeout(READY_TIMEOUT, async {
         loop {
-            let change = changes.recv().await.expect("changes");
-            let s = change.store();
+            let change = futures::StreamExt::next(&mut changes)
+                .await
+                .expect("feed open")
+                .expect("changes");
+            let s = &change.store;
             if s.name.as_str() == a && s.step >= Step::Release {
                 return;
             }
@@ -140,12 +143,13 @@ async fn provisioning_survives_a_20_second_api_server_outage() {
     .expect("A reaches the release step");
     // Wait for helm to be at work on it (the release recorded), then pull the plug.
     let ns = namespace_of(&a);
-    let _ = tokio::time::timeout(Duration::from_secs(30), async {
+    tokio::time::timeout(Duration::from_secs(30), async {
         while helm_list(&ns).await.is_empty() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     })
-    .await;
+    .await
+    .expect("helm recorded A's release before the outage");
     let at = p.get(&admin(), &a).await.expect("get A");
     assert_eq!(at.status, Status::Provisioning, "A is still provisioning");
 

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Client;
@@ -38,7 +39,7 @@ use urumi_core::limits::Limits;
 use urumi_core::orchestrator::{KubeRuntime, KubeRuntimeSettings, ReadinessWatcher, StoreRuntime};
 use urumi_core::provisioner::CreateOptions;
 use urumi_core::store::{EngineId, Plan, Plans, Status, Step, StoreName, Urls};
-use urumi_core::{Caller, CreateStore, ErrorKind, Provisioner};
+use urumi_core::{Caller, CreateStore, ErrorKind, Provisioner, RequestOptions};
 
 /// The NetworkPolicies every WooCommerce store gets (no extra egress is configured).
 const POLICIES: &[&str] = &[
@@ -211,12 +212,12 @@ async fn a_new_store_becomes_ready_with_every_object_in_place() {
     let creds = p.credentials(&admin(), &name).await.expect("credentials");
     assert_eq!(creds.username, values["admin-user"]);
     assert_eq!(creds.username, "admin");
-    assert_eq!(creds.password, values["admin-password"]);
+    assert_eq!(creds.expose_password(), values["admin-password"]);
     assert_eq!(
         creds.admin_url.as_deref(),
         Some(format!("http://{name}.127.0.0.1.nip.io/wp-admin/").as_str())
     );
-    assert!(!format!("{creds:?}").contains(&creds.password));
+    assert!(!format!("{creds:?}").contains(creds.expose_password()));
     let events = trail(&p, &name).await;
     let reads: Vec<_> = events
         .iter()
@@ -354,7 +355,11 @@ async fn every_step_run_again_on_a_ready_store_changes_nothing() {
     let creds = p.credentials(&admin(), &name).await.expect("credentials");
     let secret = credentials_secret(&client, &name).await.expect("secret");
     let values: BTreeMap<String, String> = secret_values(&secret).into_iter().collect();
-    assert_eq!(creds.password, values["admin-password"], "not rotated");
+    assert_eq!(
+        creds.expose_password(),
+        values["admin-password"],
+        "not rotated"
+    );
 
     delete_and_wait(&p, &name).await;
     p.shutdown().await;
@@ -438,10 +443,10 @@ async fn a_refused_release_fails_the_store_and_retry_after_the_fix_makes_it_read
     create(&p, &name, Plan::Small).await;
 
     let err = p
-        .wait(&admin(), &name, Some(Status::Ready), READY_TIMEOUT)
+        .wait(&admin(), &name, Status::Ready, READY_TIMEOUT)
         .await
         .expect_err("the release is refused");
-    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(err.kind(), ErrorKind::StoreFailed, "{err}");
     let failed = p.get(&admin(), &name).await.expect("get");
     assert_eq!(failed.status, Status::Failed, "{failed:?}");
     assert_eq!(failed.step, Step::Release, "{failed:?}");
@@ -450,9 +455,10 @@ async fn a_refused_release_fails_the_store_and_retry_after_the_fix_makes_it_read
     eprintln!("{name} failed as expected: {msg}");
     assert!(msg.starts_with("release failed"), "{msg}");
     assert!(
-        msg.contains("lots") || msg.to_lowercase().contains("quantit"),
-        "the reason names the refused value: {msg}"
+        msg.contains("rejected by the") && msg.contains("—"),
+        "the reason says what happened and what to do, in the tenant's words: {msg}"
     );
+    assert_tenant_safe(&p, &name).await;
     let secret = credentials_secret(&client, &name).await.expect("secret");
     for (key, value) in secret_values(&secret) {
         if key != "admin-user" {
@@ -474,10 +480,13 @@ async fn a_refused_release_fails_the_store_and_retry_after_the_fix_makes_it_read
 
     // Fix the cause, retry; a second retry while it works is refused.
     broken.store(false, Ordering::SeqCst);
-    let retried = p.retry(&admin(), &name).await.expect("retry");
+    let retried = p
+        .retry(&admin(), &name, RequestOptions::default())
+        .await
+        .expect("retry");
     assert_eq!(retried.status, Status::Provisioning);
     let again = p
-        .retry(&admin(), &name)
+        .retry(&admin(), &name, RequestOptions::default())
         .await
         .expect_err("not Failed any more");
     assert_eq!(again.kind(), ErrorKind::Conflict, "{again}");
@@ -491,7 +500,8 @@ async fn a_refused_release_fails_the_store_and_retry_after_the_fix_makes_it_read
     let creds = p.credentials(&admin(), &name).await.expect("credentials");
     let values: BTreeMap<String, String> = secret_values(&secret).into_iter().collect();
     assert_eq!(
-        creds.password, values["admin-password"],
+        creds.expose_password(),
+        values["admin-password"],
         "kept across retry"
     );
 
@@ -522,10 +532,10 @@ async fn a_failed_setup_job_fails_the_store_and_retry_after_the_fix_makes_it_rea
     create(&p, &name, Plan::Small).await;
 
     let err = p
-        .wait(&admin(), &name, Some(Status::Ready), READY_TIMEOUT)
+        .wait(&admin(), &name, Status::Ready, READY_TIMEOUT)
         .await
         .expect_err("the setup Job fails");
-    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(err.kind(), ErrorKind::StoreFailed, "{err}");
     let failed = p.get(&admin(), &name).await.expect("get");
     eprintln!("{name} failed as expected: {}", failed.message);
     assert_eq!(failed.status, Status::Failed, "{failed:?}");
@@ -535,10 +545,13 @@ async fn a_failed_setup_job_fails_the_store_and_retry_after_the_fix_makes_it_rea
         "the reason names the Job: {}",
         failed.message
     );
+    assert_tenant_safe(&p, &name).await;
 
     // The cause is fixed (the Job fits a node again); a retry must make a new Job run.
     stuck_job.store(false, Ordering::SeqCst);
-    p.retry(&admin(), &name).await.expect("retry");
+    p.retry(&admin(), &name, RequestOptions::default())
+        .await
+        .expect("retry");
     let ready = wait_ready(&p, &name).await;
     assert_eq!(ready.attempts, 2, "{ready:?}");
     let releases = helm_list(&namespace_of(&name)).await;
@@ -586,10 +599,10 @@ async fn a_setup_job_failed_for_a_reason_outside_the_values_runs_again_on_retry(
     let _unlabel = UnlabelNodes(key.clone());
     create(&p, &name, Plan::Small).await;
     let err = p
-        .wait(&admin(), &name, Some(Status::Ready), READY_TIMEOUT)
+        .wait(&admin(), &name, Status::Ready, READY_TIMEOUT)
         .await
         .expect_err("the setup Job fits no node");
-    assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+    assert_eq!(err.kind(), ErrorKind::StoreFailed, "{err}");
     let failed = p.get(&admin(), &name).await.expect("get");
     assert_eq!(failed.step, Step::Readiness, "{failed:?}");
     assert!(
@@ -610,7 +623,9 @@ async fn a_setup_job_failed_for_a_reason_outside_the_values_runs_again_on_retry(
         .status()
         .expect("run kubectl label");
     assert!(labelled.success(), "kubectl label nodes");
-    p.retry(&admin(), &name).await.expect("retry");
+    p.retry(&admin(), &name, RequestOptions::default())
+        .await
+        .expect("retry");
     let ready = wait_ready(&p, &name).await;
     assert_eq!(ready.attempts, 2, "{ready:?}");
     let releases = helm_list(&namespace_of(&name)).await;
@@ -811,17 +826,23 @@ async fn a_release_left_pending_install_with_its_objects_running_is_repaired() {
     let name = unique("lc-pending");
     let mut cleanup = Cleanup::default();
     cleanup.add(&name);
-    let mut changes = p.subscribe();
+    let mut changes = p.changes(&admin(), None);
     create(&p, &name, Plan::Small).await;
     let ready = wait_ready(&p, &name).await;
     let mut messages = Vec::new();
-    while let Ok(change) = changes.try_recv() {
-        if change.store().name.as_str() == name {
-            messages.push(change.store().message.clone());
+    // The feed is durable: every change up to Ready is there to read.
+    while let Ok(Some(change)) =
+        tokio::time::timeout(Duration::from_millis(500), changes.next()).await
+    {
+        let change = change.expect("change feed");
+        if change.store.name.as_str() == name {
+            messages.push(change.store.message.clone());
         }
     }
     assert!(
-        messages.iter().any(|m| m.contains("pending-install")),
+        messages
+            .iter()
+            .any(|m| m.starts_with("release: ") && m.contains("attempt 1 of")),
         "the release step saw the pending record and ran again: {messages:#?}"
     );
     assert!(
@@ -851,14 +872,20 @@ async fn delete_leaves_nothing_behind_and_is_idempotent() {
         "a store exists"
     );
 
-    let first = p.delete(&admin(), &name).await.expect("delete");
+    let first = p
+        .delete(&admin(), &name, RequestOptions::default())
+        .await
+        .expect("delete");
     assert_eq!(first.status, Status::Deleting);
     // Asked again while it is being deleted: the same store, still Deleting.
-    let second = p.delete(&admin(), &name).await.expect("delete again");
+    let second = p
+        .delete(&admin(), &name, RequestOptions::default())
+        .await
+        .expect("delete again");
     assert_eq!(second.status, Status::Deleting);
     assert_eq!(second.name.as_str(), name);
 
-    p.wait(&admin(), &name, None, GONE_TIMEOUT)
+    p.wait_deleted(&admin(), &name, GONE_TIMEOUT)
         .await
         .expect("gone");
     assert_eq!(
@@ -866,7 +893,7 @@ async fn delete_leaves_nothing_behind_and_is_idempotent() {
         ErrorKind::NotFound
     );
     assert_eq!(
-        p.delete(&admin(), &name)
+        p.delete(&admin(), &name, RequestOptions::default())
             .await
             .expect_err("deleting a gone store")
             .kind(),
@@ -900,13 +927,13 @@ async fn a_store_still_provisioning_can_be_deleted() {
     let name = unique("lc-delprov");
     let mut cleanup = Cleanup::default();
     cleanup.add(&name);
-    let mut changes = p.subscribe();
+    let mut changes = p.changes(&admin(), None);
     create(&p, &name, Plan::Small).await;
     // Delete as soon as it has something in the cluster (namespace made, more to come).
     let reached = tokio::time::timeout(READY_TIMEOUT, async {
         loop {
-            let change = changes.recv().await.expect("changes");
-            let s = change.store();
+            let change = changes.next().await.expect("feed open").expect("changes");
+            let s = &change.store;
             if s.name.as_str() == name
                 && s.status == Status::Provisioning
                 && s.step >= Step::Guardrails
@@ -918,22 +945,25 @@ async fn a_store_still_provisioning_can_be_deleted() {
     .await
     .expect("provisioning reaches the guardrails step");
     assert_ne!(reached.status, Status::Ready);
-    let deleting = p.delete(&admin(), &name).await.expect("delete");
+    let deleting = p
+        .delete(&admin(), &name, RequestOptions::default())
+        .await
+        .expect("delete");
     assert_eq!(deleting.status, Status::Deleting);
-    p.wait(&admin(), &name, None, GONE_TIMEOUT)
+    p.wait_deleted(&admin(), &name, GONE_TIMEOUT)
         .await
         .expect("gone");
     let left = leftovers_after_grace(&client, &name).await;
     assert!(left.is_empty(), "left behind: {left:?}");
-    // Nothing comes back once the worker is done with it.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Nothing comes back: once the worker has stopped (shutdown waits for every task
+    // it ran), nothing of the store exists.
+    p.shutdown().await;
     let left = leftovers(&client, &name).await;
     assert!(left.is_empty(), "came back: {left:?}");
     assert_eq!(
         p.get(&admin(), &name).await.expect_err("gone").kind(),
         ErrorKind::NotFound
     );
-    p.shutdown().await;
 }
 
 /// Refused `request` with `kind`, and nothing of `name` anywhere.
@@ -1094,4 +1124,59 @@ async fn a_tenant_over_its_cap_or_its_rate_is_refused_before_anything_is_created
         "the refusal is audited: {}",
         describe_trail(&events)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_is_recorded_only_with_the_stores_own_signature() {
+    let client = kube_client().await;
+    let (state, _dir) = sqlite_state().await;
+    let p = provisioner(state, fast_settings()).await;
+    let name = unique("lc-hook");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    create(&p, &name, Plan::Small).await;
+    wait_ready(&p, &name).await;
+    let secret = credentials_secret(&client, &name).await.expect("secret");
+    let values: BTreeMap<String, String> = secret_values(&secret).into_iter().collect();
+    let key = &values["webhook-secret"];
+    let body = br#"{"id":1042,"status":"processing"}"#;
+
+    let forged = urumi_core::provisioner::sign_webhook("not-the-secret", body);
+    let err = p
+        .receive_webhook(&name, "order.created", body, &forged)
+        .await
+        .expect_err("a forged signature");
+    assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
+    let tampered = urumi_core::provisioner::sign_webhook(key, br#"{"id":1}"#);
+    assert_eq!(
+        p.receive_webhook(&name, "order.created", body, &tampered)
+            .await
+            .expect_err("signature of another body")
+            .kind(),
+        ErrorKind::Unauthorized
+    );
+    assert!(
+        !trail(&p, &name)
+            .await
+            .iter()
+            .any(|e| e.action.starts_with("woocommerce.")),
+        "nothing recorded for refused deliveries"
+    );
+
+    let good = urumi_core::provisioner::sign_webhook(key, body);
+    p.receive_webhook(&name, "order.created", body, &good)
+        .await
+        .expect("the store's own signature");
+    let events = trail(&p, &name).await;
+    let hook = events
+        .iter()
+        .find(|e| e.action == "woocommerce.order.created")
+        .expect("recorded");
+    assert_eq!(hook.tenant.as_deref(), Some("acme"));
+    assert!(
+        !hook.detail.contains(key.as_str()),
+        "no secret in the event"
+    );
+    delete_and_wait(&p, &name).await;
+    p.shutdown().await;
 }

@@ -22,7 +22,7 @@ use futures::future::join_all;
 use lifecycle_support::*;
 use urumi_core::audit::Outcome;
 use urumi_core::provisioner::CreateOptions;
-use urumi_core::{CreateStore, KubeProvisioner, Provisioner};
+use urumi_core::{CreateStore, KubeProvisioner, Provisioner, RequestOptions};
 
 const STORES: usize = 20;
 
@@ -114,7 +114,7 @@ async fn two_replicas_on_one_database_provision_each_store_exactly_once() {
     let started = Instant::now();
     for (i, name) in names.iter().enumerate() {
         replicas[i % 2]
-            .delete(&admin(), name)
+            .delete(&admin(), name, RequestOptions::default())
             .await
             .unwrap_or_else(|e| panic!("delete {name}: {e}"));
     }

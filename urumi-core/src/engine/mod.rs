@@ -92,6 +92,8 @@ pub struct EngineSettings {
     /// The platform's base URL that stores send webhooks to (`<url>/api/v1/webhooks/…`);
     /// `None`: no webhooks.
     pub webhooks_url: Option<String>,
+    /// The cert-manager ClusterIssuer for store certificates, when `tls` is on.
+    pub cluster_issuer: Option<String>,
 }
 
 impl Default for EngineSettings {
@@ -102,6 +104,7 @@ impl Default for EngineSettings {
             ingress_class: None,
             storage_class: None,
             webhooks_url: None,
+            cluster_issuer: None,
         }
     }
 }

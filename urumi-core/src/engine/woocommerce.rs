@@ -241,6 +241,9 @@ impl Engine for WooCommerce {
             "host": host,
             "tls": {"enabled": settings.tls},
         });
+        if let (true, Some(issuer)) = (settings.tls, &settings.cluster_issuer) {
+            ingress["tls"]["clusterIssuer"] = json!(issuer);
+        }
         if let Some(class) = &settings.ingress_class {
             ingress["className"] = json!(class);
         }
@@ -351,8 +354,10 @@ mod tests {
             ingress_class: Some("traefik".to_owned()),
             storage_class: Some("local-path".to_owned()),
             webhooks_url: Some("https://urumi.example.com".to_owned()),
+            cluster_issuer: Some("letsencrypt".to_owned()),
         };
         let v = woo.values(&ctx, &settings).expect("fits");
+        assert_eq!(v["ingress"]["tls"]["clusterIssuer"], "letsencrypt");
         assert_eq!(v["store"]["name"], "shop1");
         assert_eq!(v["store"]["url"], "https://shop1.shops.example.com");
         assert_eq!(v["ingress"]["host"], "shop1.shops.example.com");

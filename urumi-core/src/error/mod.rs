@@ -14,6 +14,10 @@
 //! stable. No variant carries a password, an API key or a connection string with its
 //! password: the state backends redact URLs before they reach an error.
 
+mod tenant;
+
+pub use tenant::scrub;
+
 use std::fmt;
 use std::time::Duration;
 
@@ -194,6 +198,26 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// The store reached `Failed` while it was waited for; it carries the store, whose
+    /// `message` says which step failed and what to do.
+    #[error("store {} failed: {}", .0.name, .0.message)]
+    StoreFailed(Box<crate::store::Store>),
+    /// A change-feed cursor older than the retention, or not from this database: list
+    /// the stores again, then follow the feed from its newest change.
+    #[error("cursor expired: {message}")]
+    CursorExpired {
+        /// Why the cursor cannot be resumed.
+        message: String,
+    },
+    /// The first outcome of an idempotent request, replayed for a duplicate: the same
+    /// kind and message as the first answer.
+    #[error("{message}")]
+    Replayed {
+        /// The kind of the first answer.
+        kind: ErrorKind,
+        /// Its message.
+        message: String,
+    },
 }
 
 /// A short, secret-free description of a Kubernetes client error.
@@ -251,6 +275,9 @@ impl Error {
             Error::Unavailable { .. } => ErrorKind::Unavailable,
             Error::Provisioning { .. } => ErrorKind::Internal,
             Error::Internal { .. } => ErrorKind::Internal,
+            Error::StoreFailed(_) => ErrorKind::StoreFailed,
+            Error::CursorExpired { .. } => ErrorKind::CursorExpired,
+            Error::Replayed { kind, .. } => *kind,
         }
     }
 
@@ -340,11 +367,15 @@ pub enum ErrorKind {
     Unsupported,
     /// `internal` (HTTP 500): permanent, needs a human.
     Internal,
+    /// `store_failed` (HTTP 409): the store waited for reached `Failed`.
+    StoreFailed,
+    /// `cursor_expired` (HTTP 410): re-list, then follow the change feed again.
+    CursorExpired,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order (for tables and tests).
-    pub const ALL: [ErrorKind; 16] = [
+    pub const ALL: [ErrorKind; 18] = [
         ErrorKind::InvalidName,
         ErrorKind::InvalidSpec,
         ErrorKind::StoreExists,
@@ -361,6 +392,8 @@ impl ErrorKind {
         ErrorKind::Unavailable,
         ErrorKind::Unsupported,
         ErrorKind::Internal,
+        ErrorKind::StoreFailed,
+        ErrorKind::CursorExpired,
     ];
 
     /// The stable machine string: the problem `code` of the HTTP API.
@@ -382,6 +415,8 @@ impl ErrorKind {
             ErrorKind::Unavailable => "unavailable",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Internal => "internal",
+            ErrorKind::StoreFailed => "store_failed",
+            ErrorKind::CursorExpired => "cursor_expired",
         }
     }
 
@@ -389,7 +424,11 @@ impl ErrorKind {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorKind::InvalidName | ErrorKind::InvalidSpec | ErrorKind::IdempotencyMismatch => 422,
-            ErrorKind::StoreExists | ErrorKind::Conflict | ErrorKind::IdempotencyInProgress => 409,
+            ErrorKind::StoreExists
+            | ErrorKind::Conflict
+            | ErrorKind::IdempotencyInProgress
+            | ErrorKind::StoreFailed => 409,
+            ErrorKind::CursorExpired => 410,
             ErrorKind::NotFound => 404,
             ErrorKind::QuotaExceeded | ErrorKind::RateLimited => 429,
             ErrorKind::Unauthorized => 401,

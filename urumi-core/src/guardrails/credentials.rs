@@ -39,12 +39,12 @@ const ALPHANUMERIC: &[u8; 62] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrst
 /// A secret string (password, webhook secret). `Debug` is redacted; there is no
 /// `Display`; [`expose`](Self::expose) hands the value out.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
+pub struct SecretString(zeroize::Zeroizing<String>);
 
 impl SecretString {
-    /// Wraps a secret value.
+    /// Wraps a secret value; its memory is zeroed when the last copy is dropped.
     pub fn new(value: impl Into<String>) -> Self {
-        SecretString(value.into())
+        SecretString(zeroize::Zeroizing::new(value.into()))
     }
 
     /// The secret value. Call it only where the value must leave the process (a
@@ -80,7 +80,7 @@ pub fn generate_password() -> Result<SecretString> {
             }
         }
     }
-    Ok(SecretString(out))
+    Ok(SecretString::new(out))
 }
 
 /// How an engine wants its credentials Secret laid out. Pure data; the engine builds
@@ -162,7 +162,7 @@ impl Credentials {
             .filter_map(|(k, v)| {
                 String::from_utf8(v.0.clone())
                     .ok()
-                    .map(|s| (k.clone(), SecretString(s)))
+                    .map(|s| (k.clone(), SecretString::new(s)))
             })
             .collect();
         Credentials { entries }
@@ -198,7 +198,7 @@ impl Credentials {
     pub(crate) fn data(&self) -> BTreeMap<String, ByteString> {
         self.entries
             .iter()
-            .map(|(k, v)| (k.clone(), ByteString(v.0.clone().into_bytes())))
+            .map(|(k, v)| (k.clone(), ByteString(v.expose().as_bytes().to_vec())))
             .collect()
     }
 }

@@ -79,11 +79,12 @@ pub const PRIVATE_IPV6: &[&str] = &["fc00::/7", "fe80::/10", "::1/128"];
 /// Namespaces a store may open an egress connection to besides DNS and the internet,
 /// e.g. the platform's webhook receiver. Empty by default.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EgressAllow {
     /// The namespace (matched by `kubernetes.io/metadata.name`).
     pub namespace: String,
     /// Pods of that namespace, by label; empty: every pod.
-    #[serde(default)]
+    #[serde(default, alias = "pod_labels")]
     pub pod_labels: BTreeMap<String, String>,
     /// TCP ports; empty: every port.
     #[serde(default)]

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::*;
-use crate::helm::MockHelmDriver;
 
 const RELEASE_JSON: &str = r#"{"name":"shop1","namespace":"store-shop1","version":3,"info":{"status":"deployed","description":"Upgrade complete","last_deployed":"2026-11-23T04:00:00Z"},"chart":{"metadata":{"name":"probe","version":"0.1.0","appVersion":"1.0"}},"config":{"db":{"password":"hunter2-long"}}}"#;
 
@@ -626,27 +625,4 @@ fn helm_gets_a_shorter_timeout_than_the_deadline() {
             .max_concurrent(),
         1
     );
-}
-
-#[tokio::test]
-async fn the_mock_stands_in_for_the_driver_behind_a_trait_object() {
-    let mut mock = MockHelmDriver::new();
-    mock.expect_status()
-        .withf(|release, namespace| release == "shop1" && namespace == "store-shop1")
-        .times(1)
-        .returning(|release, namespace| {
-            Err(HelmError::new(
-                HelmErrorKind::InProgress,
-                "status",
-                release,
-                namespace,
-                "another operation (install/upgrade/rollback) is in progress",
-            ))
-        });
-    let driver: Arc<dyn HelmDriver> = Arc::new(mock);
-    let err = driver
-        .status("shop1", "store-shop1")
-        .await
-        .expect_err("mocked");
-    assert!(crate::Error::from(err).is_retryable());
 }

@@ -54,8 +54,8 @@ async fn await_status(driver: &dyn HelmDriver, release: &str, ns: &str, want: Re
 }
 
 /// Starts an upgrade whose hook never completes, waits until helm has recorded the
-/// release as `pending`, then drops the call, which kills helm: what a crash or a
-/// cancelled task leaves behind.
+/// release as `pending`, then SIGKILLs helm and drops the call: what a crash of the
+/// whole process leaves behind.
 async fn interrupt_upgrade(
     driver: &Arc<dyn HelmDriver>,
     fx: &Fixture,
@@ -80,12 +80,112 @@ async fn interrupt_upgrade(
         })
     };
     await_status(driver.as_ref(), release, &fx.namespace, pending).await;
+    // A crash, not a cancellation: the process running helm dies with it (a cancelled
+    // call lets helm record the release as failed; see
+    // `case_cancelled_upgrade_is_left_failed_not_pending`).
+    kill_helm_in(&fx.namespace);
     task.abort();
     let outcome = task.await;
     assert!(
         outcome.as_ref().is_err_and(|e| e.is_cancelled()),
         "the hanging upgrade finished instead of hanging: {outcome:?}"
     );
+}
+
+/// SIGKILLs every `helm` process working in `namespace` (found through /proc).
+fn kill_helm_in(namespace: &str) {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let is_helm = args
+            .first()
+            .is_some_and(|a| a.ends_with("/helm") || a == "helm");
+        if is_helm && args.iter().any(|a| a == namespace) {
+            #[cfg(unix)]
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+}
+
+/// An upgrade whose caller goes away (the future dropped: a delete interrupting the
+/// store's work, a shutdown past its grace) gets SIGTERM, and helm records the release
+/// as failed rather than leaving it `pending-upgrade`; the next `upgrade_install`
+/// succeeds.
+pub async fn case_cancelled_upgrade_is_left_failed_not_pending(
+    driver: Arc<dyn HelmDriver>,
+    fx: &Fixture,
+) {
+    driver
+        .upgrade_install(
+            "probe",
+            &fx.namespace,
+            &fx.chart_dir,
+            values("v1"),
+            &UpgradeOptions::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("install: {e}"));
+    let task = {
+        let driver = Arc::clone(&driver);
+        let fx = fx.clone();
+        tokio::spawn(async move {
+            let mut v = values("hanging");
+            v["hangHook"] = json!(true);
+            driver
+                .upgrade_install(
+                    "probe",
+                    &fx.namespace,
+                    &fx.chart_dir,
+                    v,
+                    &UpgradeOptions::new(),
+                )
+                .await
+        })
+    };
+    await_status(
+        driver.as_ref(),
+        "probe",
+        &fx.namespace,
+        ReleaseStatus::PendingUpgrade,
+    )
+    .await;
+    task.abort();
+    let _ = task.await;
+    await_status(
+        driver.as_ref(),
+        "probe",
+        &fx.namespace,
+        ReleaseStatus::Failed,
+    )
+    .await;
+    let release = driver
+        .upgrade_install(
+            "probe",
+            &fx.namespace,
+            &fx.chart_dir,
+            values("v2"),
+            &UpgradeOptions::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("upgrade after a cancelled upgrade: {e}"));
+    assert_eq!(release.status, ReleaseStatus::Deployed);
 }
 
 /// A release that does not exist has no status and no history.

@@ -299,3 +299,21 @@ pub trait HelmDriver: Send + Sync {
     /// release. Read-only. Errors: the kinds every method may return.
     async fn history(&self, release: &str, namespace: &str) -> Result<Vec<Revision>, HelmError>;
 }
+
+/// The executable `name` as `PATH` finds it (a name with a `/` is taken as a path).
+pub fn find_in_path(name: &str) -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let executable = |p: &std::path::Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if name.contains('/') {
+        let p = std::path::PathBuf::from(name);
+        return executable(&p).then_some(p);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|p| executable(p))
+    })
+}

@@ -64,13 +64,16 @@ impl Runner {
         if let Some(context) = &inner.context {
             cmd.arg("--kube-context").arg(context);
         }
+        // helm gets a cleared environment plus what it needs: never the embedding
+        // process's secrets (a state URL with its password, API keys).
+        cmd.env_clear()
+            .envs(helm_environment(inner.kubeconfig.is_none()));
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .stderr(Stdio::piped());
 
         let started = Instant::now();
-        let mut child = cmd.spawn().map_err(|e| {
+        let child = cmd.spawn().map_err(|e| {
             let hint = match e.kind() {
                 std::io::ErrorKind::NotFound => {
                     " (not found: install helm or set HelmCliBuilder::binary)"
@@ -83,6 +86,16 @@ impl Runner {
                 format!("cannot run {}{hint}: {e}", inner.binary.display()),
             )
         })?;
+        // If this future is dropped (the store's work was interrupted, the provisioner
+        // shuts down), helm gets SIGTERM and a grace period to record the release as
+        // failed rather than leave it `pending-*`; then SIGKILL.
+        let mut guard = ChildGuard {
+            child: Some(child),
+            grace: inner.kill_grace,
+        };
+        let Some(child) = guard.child.as_mut() else {
+            return Err(call.error(HelmErrorKind::Failed, "helm process vanished"));
+        };
         // The pipes are drained by tasks of their own, which outlive the deadline: helm
         // reports a cancellation on stdout, and a write to a closed pipe would kill it
         // (SIGPIPE) before it records the release as failed.
@@ -98,7 +111,7 @@ impl Runner {
             Err(_elapsed) => {
                 // Stop and reap before returning, so no helm is left working on the
                 // release when the caller decides what to do next.
-                let how = stop(&mut child, inner.kill_grace).await;
+                let how = stop(child, inner.kill_grace).await;
                 stdout.abort();
                 stderr.abort();
                 tracing::warn!(
@@ -162,6 +175,50 @@ impl Runner {
 
 /// Stops helm: SIGTERM, up to `grace` to exit (helm then records the release as
 /// `failed`), else SIGKILL. Returns how it ended; the process is reaped either way.
+/// Owns a running helm; stops it gracefully when dropped before it exited.
+struct ChildGuard {
+    child: Option<tokio::process::Child>,
+    grace: Duration,
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let grace = self.grace;
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    let how = stop(&mut child, grace).await;
+                    tracing::info!(how, "helm stopped: its caller went away");
+                });
+            }
+            Err(_) => {
+                let _ = child.start_kill();
+            }
+        }
+    }
+}
+
+/// The environment helm runs with: PATH, HOME, temp and cache locations, helm's own
+/// settings, and (when no kubeconfig is given explicitly) how to find the cluster.
+fn helm_environment(cluster_from_env: bool) -> Vec<(String, String)> {
+    std::env::vars()
+        .filter(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "PATH" | "HOME" | "TMPDIR" | "LANG" | "LC_ALL" | "TZ"
+            ) || k.starts_with("HELM_")
+                || k.starts_with("XDG_")
+                || (cluster_from_env && (k == "KUBECONFIG" || k.starts_with("KUBERNETES_SERVICE_")))
+        })
+        .collect()
+}
+
 async fn stop(child: &mut tokio::process::Child, grace: Duration) -> &'static str {
     #[cfg(unix)]
     {

@@ -12,9 +12,10 @@ use serde::{Deserialize, Serialize};
 
 /// How often and how patiently a transient failure is retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Attempts of one step before it fails for good (at least 1).
+    #[serde(alias = "max_attempts")]
     pub max_attempts: u32,
     /// The first delay's upper bound.
     #[serde(with = "millis")]

@@ -49,13 +49,16 @@ pub struct KubeRuntimeSettings {
 /// account, bound to the ClusterRole charts/urumi installs for stores (which it may
 /// `bind`, and nothing else).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StoreAccess {
     /// The ClusterRole to bind, e.g. `urumi-system-urumi-store`.
+    #[serde(alias = "cluster_role")]
     pub cluster_role: String,
     /// The provisioner's ServiceAccount name.
+    #[serde(alias = "service_account")]
     pub service_account: String,
     /// The namespace of that ServiceAccount.
+    #[serde(alias = "service_account_namespace")]
     pub service_account_namespace: String,
 }
 
@@ -219,6 +222,29 @@ impl KubeRuntime {
         self.guardrails
             .read_admin_credentials(&store.namespace, &engine.credentials(&ctx))
             .await
+    }
+
+    /// The store's webhook secret, read from its Secret; `None` when the engine's
+    /// layout has none (webhooks off). Errors: `not_found` while the Secret is absent.
+    pub async fn webhook_secret(
+        &self,
+        store: &Store,
+    ) -> Result<Option<crate::guardrails::SecretString>> {
+        let engine = self.engine(store)?;
+        let layout = engine.credentials(&self.context(store)?);
+        if layout.webhook_secret_key.is_none() {
+            return Ok(None);
+        }
+        let creds = self
+            .guardrails
+            .read_credentials(&store.namespace, &layout)
+            .await?;
+        Ok(creds.webhook_secret(&layout).cloned())
+    }
+
+    /// Stops the cluster-wide readiness watches (on shutdown).
+    pub fn stop_watches(&self) {
+        self.readiness.stop();
     }
 }
 

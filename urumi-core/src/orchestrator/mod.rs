@@ -79,27 +79,31 @@ pub trait StoreRuntime: Send + Sync {
 
 /// How the orchestrator works.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase", deny_unknown_fields)]
 pub struct Settings {
     /// Stores worked on at once by this process.
     pub concurrency: usize,
     /// How long a claimed store stays leased without renewal (a dead worker's stores
     /// are taken over after this). Renewed every third of it.
-    #[serde(with = "secs")]
+    #[serde(with = "secs", alias = "lease_ttl")]
     pub lease_ttl: Duration,
     /// How often to look for work besides being woken (other replicas' work, expired
     /// leases).
-    #[serde(with = "secs")]
+    #[serde(with = "secs", alias = "poll_interval")]
     pub poll_interval: Duration,
     /// How long readiness may take before the store fails.
-    #[serde(with = "secs")]
+    #[serde(with = "secs", alias = "readiness_timeout")]
     pub readiness_timeout: Duration,
     /// How often Ready stores get their namespace and guardrails re-applied; zero turns
     /// drift repair off.
-    #[serde(with = "secs")]
+    #[serde(with = "secs", alias = "resync_interval")]
     pub resync_interval: Duration,
     /// Retries of transient step failures.
     pub retry: RetryPolicy,
+    /// On shutdown, how long a running helm step may take to finish before helm is
+    /// stopped (SIGTERM, then SIGKILL after helm's own grace).
+    #[serde(with = "secs", alias = "shutdown_grace")]
+    pub shutdown_grace: Duration,
 }
 
 impl Default for Settings {
@@ -111,6 +115,7 @@ impl Default for Settings {
             readiness_timeout: Duration::from_secs(600),
             resync_interval: Duration::from_secs(300),
             retry: RetryPolicy::default(),
+            shutdown_grace: Duration::from_secs(30),
         }
     }
 }
@@ -248,9 +253,21 @@ impl Orchestrator {
         &self.shared.owner
     }
 
-    /// Stops claiming work, lets every in-flight step reach its end (or the next safe
-    /// point), releases the leases and returns. Stores not finished are resumed by the
-    /// next start.
+    /// Tells the worker to stop (without waiting): no new claims; running helm steps
+    /// finish within the grace period; waits stop at once. Safe from `Drop`.
+    pub fn begin_shutdown(&self) {
+        self.shared.shutdown.cancel();
+    }
+
+    /// Whether shutdown has begun.
+    pub fn is_shut_down(&self) -> bool {
+        self.shared.shutdown.is_cancelled()
+    }
+
+    /// Stops claiming work, lets a running helm step finish (within
+    /// [`Settings::shutdown_grace`]; then it is stopped with SIGTERM), stops waits at
+    /// once, releases the leases and returns when every task has ended. Stores not
+    /// finished are resumed by the next start. Idempotent.
     pub async fn shutdown(&self) {
         self.shared.shutdown.cancel();
         let tasks = match self.tasks.lock() {
@@ -274,6 +291,9 @@ async fn work_loop(shared: Arc<Shared>) {
             _ = tokio::time::sleep(shared.settings.poll_interval) => {}
             Some(_) = workers.join_next(), if !workers.is_empty() => {}
         }
+        if shared.shutdown.is_cancelled() {
+            break;
+        }
         let free = slots.available_permits();
         if free == 0 {
             continue;
@@ -293,7 +313,9 @@ async fn work_loop(shared: Arc<Shared>) {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 break;
             };
-            let token = shared.shutdown.child_token();
+            // Interrupts (a delete, a lost lease) stop the work at once; a shutdown is
+            // seen by the worker itself, which lets a running helm finish first.
+            let token = CancellationToken::new();
             if let Ok(mut in_flight) = shared.in_flight.lock() {
                 in_flight.insert(store.name.clone(), token.clone());
             }

@@ -50,6 +50,13 @@ impl std::fmt::Debug for ReadinessWatcher {
 
 impl Drop for ReadinessWatcher {
     fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+impl ReadinessWatcher {
+    /// Stops the watches; waiting for readiness afterwards fails as `unavailable`.
+    pub fn stop(&self) {
         for task in &self.tasks {
             task.abort();
         }

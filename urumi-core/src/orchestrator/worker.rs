@@ -123,13 +123,55 @@ async fn audit(shared: &Shared, store: &Store, action: &str, outcome: Outcome, d
     }
 }
 
+/// What a running step does when the orchestrator shuts down.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnShutdown {
+    /// Stop at once (waiting for readiness changes nothing outside).
+    Stop,
+    /// Let it finish within the shutdown grace period (a helm run: stopping it midway
+    /// could leave the release `pending-*`); past the grace, helm gets SIGTERM.
+    Finish,
+}
+
+/// Runs one attempt, honouring an interrupt at once and a shutdown per `on_shutdown`.
+async fn attempt_once<Fut>(
+    shared: &Shared,
+    token: &CancellationToken,
+    on_shutdown: OnShutdown,
+    attempt: Fut,
+) -> std::result::Result<Result<()>, Stop>
+where
+    Fut: Future<Output = Result<()>>,
+{
+    tokio::pin!(attempt);
+    let mut deadline: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => return Err(Stop::Interrupted),
+            _ = shared.shutdown.cancelled(), if deadline.is_none() => {
+                if on_shutdown == OnShutdown::Stop {
+                    return Err(Stop::Interrupted);
+                }
+                deadline = Some(tokio::time::Instant::now() + shared.settings.shutdown_grace);
+            }
+            _ = async { if let Some(d) = deadline { tokio::time::sleep_until(d).await } }, if deadline.is_some() => {
+                tracing::warn!("shutdown grace period over; stopping the step");
+                return Err(Stop::Interrupted);
+            }
+            result = &mut attempt => return Ok(result),
+        }
+    }
+}
+
 /// Runs `attempt` until it succeeds, fails permanently, runs out of retries, or the work
-/// is interrupted. Each transient failure is shown in the store's message.
+/// is interrupted. Each transient failure is shown in the store's message (its
+/// tenant-safe form; the full cause goes to the log).
 async fn with_retries<F, Fut>(
     shared: &Shared,
     store: &mut Store,
     what: &str,
     token: &CancellationToken,
+    on_shutdown: OnShutdown,
     mut attempt: F,
 ) -> std::result::Result<Result<()>, Stop>
 where
@@ -140,23 +182,22 @@ where
     let mut tries = 0;
     loop {
         tries += 1;
-        let result = tokio::select! {
-            _ = token.cancelled() => return Err(Stop::Interrupted),
-            result = attempt(store.clone()) => result,
-        };
+        let result = attempt_once(shared, token, on_shutdown, attempt(store.clone())).await?;
         match result {
             Ok(()) => return Ok(Ok(())),
             Err(e) if e.is_retryable() && tries < policy.max_attempts => {
                 let delay = policy.delay(tries);
                 tracing::info!(store = %store.name, what, error = %e, ?delay, "transient failure; retrying");
                 store.message = format!(
-                    "{what}: {e} (attempt {tries} of {}; retrying in {:.1} s)",
+                    "{what}: {} (attempt {tries} of {}; retrying in {:.1} s)",
+                    e.tenant_message(),
                     policy.max_attempts,
                     delay.as_secs_f64()
                 );
                 persist(shared, store).await?;
                 tokio::select! {
                     _ = token.cancelled() => return Err(Stop::Interrupted),
+                    _ = shared.shutdown.cancelled() => return Err(Stop::Interrupted),
                     _ = tokio::time::sleep(delay) => {}
                 }
             }
@@ -179,7 +220,7 @@ async fn provision(
     let runtime = shared.runtime.clone();
     let readiness_timeout = shared.settings.readiness_timeout;
     while store.step != Step::Done {
-        if token.is_cancelled() {
+        if token.is_cancelled() || shared.shutdown.is_cancelled() {
             return Err(Stop::Interrupted);
         }
         let step = store.step;
@@ -187,19 +228,31 @@ async fn provision(
         persist(shared, &mut store).await?;
         let started = std::time::Instant::now();
         let runtime = runtime.clone();
-        let result = with_retries(shared, &mut store, step_label(step), token, |s| {
-            let runtime = runtime.clone();
-            async move {
-                match step {
-                    Step::Namespace => runtime.namespace(&s).await,
-                    Step::Guardrails => runtime.guardrails(&s).await,
-                    Step::Credentials => runtime.credentials(&s).await,
-                    Step::Release => runtime.release(&s).await,
-                    Step::Readiness => runtime.readiness(&s, readiness_timeout).await,
-                    Step::Done => Ok(()),
+        let on_shutdown = if step == Step::Readiness {
+            OnShutdown::Stop
+        } else {
+            OnShutdown::Finish
+        };
+        let result = with_retries(
+            shared,
+            &mut store,
+            step_label(step),
+            token,
+            on_shutdown,
+            |s| {
+                let runtime = runtime.clone();
+                async move {
+                    match step {
+                        Step::Namespace => runtime.namespace(&s).await,
+                        Step::Guardrails => runtime.guardrails(&s).await,
+                        Step::Credentials => runtime.credentials(&s).await,
+                        Step::Release => runtime.release(&s).await,
+                        Step::Readiness => runtime.readiness(&s, readiness_timeout).await,
+                        Step::Done => Ok(()),
+                    }
                 }
-            }
-        })
+            },
+        )
         .await?;
         let took = started.elapsed().as_secs_f64();
         let action = format!("provision.{}", step.as_str());
@@ -216,6 +269,7 @@ async fn provision(
                 store.step = step.next();
             }
             Err(e) => {
+                tracing::warn!(store = %store.name, step = step.as_str(), error = %e, "step failed; the store is Failed");
                 let reason = failure_reason(step, &e);
                 audit(shared, &store, &action, Outcome::Failure, reason.clone()).await;
                 store.status = Status::Failed;
@@ -249,7 +303,7 @@ fn failure_reason(step: Step, e: &Error) -> String {
     } else {
         ""
     };
-    format!("{} failed: {e}{hint}", step_label(step))
+    format!("{} failed: {}{hint}", step_label(step), e.tenant_message())
 }
 
 fn step_label(step: Step) -> &'static str {
@@ -273,10 +327,17 @@ async fn teardown(
     let runtime = shared.runtime.clone();
     let mut round = 0;
     loop {
-        let result = with_retries(shared, &mut store, "delete", token, |s| {
-            let runtime = runtime.clone();
-            async move { runtime.teardown(&s).await }
-        })
+        let result = with_retries(
+            shared,
+            &mut store,
+            "delete",
+            token,
+            OnShutdown::Finish,
+            |s| {
+                let runtime = runtime.clone();
+                async move { runtime.teardown(&s).await }
+            },
+        )
         .await?;
         match result {
             Ok(()) => break,
@@ -284,8 +345,10 @@ async fn teardown(
                 // Deletion is never abandoned: keep the reason visible and try again later.
                 round += 1;
                 let delay = shared.settings.retry.delay(round.min(10));
+                tracing::warn!(store = %store.name, error = %e, "deletion failed; trying again");
                 store.message = format!(
-                    "deleting: {e}; trying again in {:.0} s",
+                    "deleting: {}; trying again in {:.0} s",
+                    e.tenant_message(),
                     delay.as_secs_f64()
                 );
                 audit(
@@ -299,6 +362,7 @@ async fn teardown(
                 persist(shared, &mut store).await?;
                 tokio::select! {
                     _ = token.cancelled() => return Err(Stop::Interrupted),
+                    _ = shared.shutdown.cancelled() => return Err(Stop::Interrupted),
                     _ = tokio::time::sleep(delay) => {}
                 }
             }

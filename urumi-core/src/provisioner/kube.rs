@@ -1,20 +1,28 @@
 //! [`KubeProvisioner`]: the [`Provisioner`] over a Kubernetes cluster, built by
-//! [`KubeProvisionerBuilder`] from a `kube::Client` and the three ports.
+//! [`KubeProvisionerBuilder`] from a `kube::Client` (or a kubeconfig) and the three ports.
 //!
 //! ```text
-//!  KubeProvisioner::builder(client, state)
-//!      .helm(..) .audit(..) .settings(..) .build()?
+//!  KubeProvisioner::builder(client, state)           (or ::from_kubeconfig(path, state).await)
+//!      .helm(..) .audit(..) .settings(..) .build()?   (inside a Tokio runtime, else invalid_config)
 //!        └─▶ ReadinessWatcher (3 cluster-wide watches) ─▶ KubeRuntime ─▶ Orchestrator::start
+//!        └─▶ FeedPump (the change feed's head)
+//!  drop(last handle) ─▶ shutdown begins: no new claims, helm finishes (grace), watches stop
 //! ```
+//!
+//! Every changing call runs its write, audit and wake-up in a task of its own, so the
+//! caller dropping its future (a disconnected client) cannot cut it in half.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
 
+use super::feed::FeedPump;
+use super::idempotency::{Idempotent, Outcome as Replay};
 use super::{
-    Caller, CreateOptions, CreateStore, Provisioner, ProvisionerSettings, Role, StoreCredentials,
+    Caller, ChangeStream, CreateStore, Provisioner, ProvisionerSettings, RequestOptions, Role,
+    StoreCredentials,
 };
 use crate::audit::{AuditEvent, AuditQuery, AuditSink, Outcome, StateSink};
 use crate::engine::Engines;
@@ -35,10 +43,13 @@ pub struct KubeProvisionerBuilder {
     audit: Option<Arc<dyn AuditSink>>,
     engines: Engines,
     settings: ProvisionerSettings,
+    kubeconfig: Option<std::path::PathBuf>,
 }
 
 impl KubeProvisionerBuilder {
-    /// The Helm driver; [`HelmCli`] with `helm` from `PATH` by default.
+    /// The Helm driver; [`HelmCli`] with `helm` from `PATH` by default, aimed at the
+    /// same cluster as the client (the kubeconfig given to
+    /// [`KubeProvisioner::from_kubeconfig`], else `$KUBECONFIG` or in-cluster).
     pub fn helm(mut self, helm: Arc<dyn HelmDriver>) -> Self {
         self.helm = Some(helm);
         self
@@ -62,16 +73,43 @@ impl KubeProvisionerBuilder {
         self
     }
 
-    /// Starts the readiness watches and the background worker (which resumes every
-    /// store not at rest). Must run inside a Tokio runtime.
-    /// Errors: `invalid_config` for bad settings.
+    /// Starts the readiness watches, the change-feed pump and the background worker
+    /// (which resumes every store not at rest).
+    ///
+    /// Errors: `invalid_config` for bad settings, or when called outside a Tokio
+    /// runtime (nothing is started then).
     pub fn build(self) -> Result<KubeProvisioner> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::InvalidConfig {
+                message: "KubeProvisioner must be built inside a Tokio runtime \
+                          (it starts background tasks)"
+                    .to_owned(),
+            });
+        }
         self.settings.validate()?;
-        let helm = self.helm.unwrap_or_else(|| Arc::new(HelmCli::new()));
+        let helm = match self.helm {
+            Some(helm) => helm,
+            None => {
+                // Found now, not at the first store: a missing helm is a setup error.
+                if crate::helm::find_in_path("helm").is_none() {
+                    return Err(Error::InvalidConfig {
+                        message: "helm was not found on PATH: install helm 3 \
+                                  (https://helm.sh/docs/intro/install/) or give the \
+                                  builder a HelmDriver"
+                            .to_owned(),
+                    });
+                }
+                let mut cli = HelmCli::builder();
+                if let Some(path) = &self.kubeconfig {
+                    cli = cli.kubeconfig(path.clone());
+                }
+                Arc::new(cli.build())
+            }
+        };
         let audit = self
             .audit
             .unwrap_or_else(|| Arc::new(StateSink::new(self.state.clone())));
-        let guardrails_config = self.settings.guardrails();
+        let guardrails_config = self.settings.guardrails()?;
         let readiness = ReadinessWatcher::start(&self.client, STORE_LABEL);
         let runtime = Arc::new(KubeRuntime::new(
             Guardrails::new(self.client.clone(), guardrails_config.clone()),
@@ -93,7 +131,10 @@ impl KubeProvisionerBuilder {
             runtime.clone(),
             self.settings.orchestrator.clone(),
         );
-        Ok(KubeProvisioner {
+        let stop = CancellationToken::new();
+        let feed = FeedPump::start(self.state.clone(), orchestrator.subscribe(), stop.clone());
+        let retention = self.settings.change_retention();
+        let inner = Arc::new(Inner {
             client: self.client,
             state: self.state,
             audit,
@@ -102,12 +143,30 @@ impl KubeProvisionerBuilder {
             orchestrator,
             guardrails: guardrails_config,
             settings: self.settings,
+            feed,
+            stop,
+        });
+        tokio::spawn(housekeeping(inner.clone(), retention));
+        Ok(KubeProvisioner {
+            _lifetime: Arc::new(Lifetime {
+                inner: inner.clone(),
+            }),
+            inner,
         })
     }
 }
 
 /// Provisions stores on a Kubernetes cluster. See [`Provisioner`].
+///
+/// Cloning gives another handle to the same provisioner; when the last handle is
+/// dropped, shutdown begins as with [`Provisioner::shutdown`] (without waiting for it).
+#[derive(Clone)]
 pub struct KubeProvisioner {
+    inner: Arc<Inner>,
+    _lifetime: Arc<Lifetime>,
+}
+
+struct Inner {
     client: kube::Client,
     state: Arc<dyn StateStore>,
     audit: Arc<dyn AuditSink>,
@@ -116,14 +175,32 @@ pub struct KubeProvisioner {
     orchestrator: Orchestrator,
     guardrails: GuardrailsConfig,
     settings: ProvisionerSettings,
+    feed: FeedPump,
+    /// Stops the feed pump, followers and housekeeping.
+    stop: CancellationToken,
+}
+
+/// Held only by user-facing handles: its drop begins the shutdown.
+struct Lifetime {
+    inner: Arc<Inner>,
+}
+
+impl Drop for Lifetime {
+    fn drop(&mut self) {
+        self.inner.begin_shutdown();
+        if tokio::runtime::Handle::try_current().is_ok() {
+            let inner = self.inner.clone();
+            tokio::spawn(async move { inner.shutdown().await });
+        }
+    }
 }
 
 impl std::fmt::Debug for KubeProvisioner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KubeProvisioner")
-            .field("state", &self.state)
-            .field("orchestrator", &self.orchestrator)
-            .field("settings", &self.settings)
+            .field("state", &self.inner.state)
+            .field("orchestrator", &self.inner.orchestrator)
+            .field("settings", &self.inner.settings)
             .finish_non_exhaustive()
     }
 }
@@ -138,36 +215,84 @@ impl KubeProvisioner {
             audit: None,
             engines: Engines::default(),
             settings: ProvisionerSettings::default(),
+            kubeconfig: None,
         }
+    }
+
+    /// A builder for the cluster of a kubeconfig file (`None`: `$KUBECONFIG`, then
+    /// `~/.kube/config`, then in-cluster); the default helm driver uses the same file,
+    /// so both always target one cluster.
+    /// Errors: `invalid_config` naming the file when it cannot be read or used.
+    pub async fn from_kubeconfig(
+        kubeconfig: Option<&std::path::Path>,
+        state: Arc<dyn StateStore>,
+    ) -> Result<KubeProvisionerBuilder> {
+        let client = crate::kubeconfig::client(kubeconfig).await?;
+        let mut builder = Self::builder(client, state);
+        builder.kubeconfig = kubeconfig.map(std::path::Path::to_path_buf);
+        Ok(builder)
+    }
+
+    /// Everything an adapter needs in one call: opens the state store at `state_url`
+    /// (`sqlite://PATH`, `postgres://…`, `memory:`), a client of the cluster of
+    /// `kubeconfig` (`None`: `$KUBECONFIG`, then in-cluster), and builds a provisioner
+    /// with `settings` and the default helm driver (`helm` from `PATH`, same cluster).
+    /// Errors: `invalid_config` (settings, kubeconfig, helm missing), the state
+    /// store's errors; nothing is started on error.
+    pub async fn open(
+        state_url: &str,
+        kubeconfig: Option<&std::path::Path>,
+        settings: ProvisionerSettings,
+    ) -> Result<KubeProvisioner> {
+        settings.validate()?;
+        let state = crate::state::open(state_url).await?;
+        Self::from_kubeconfig(kubeconfig, state)
+            .await?
+            .settings(settings)
+            .build()
     }
 
     /// The settings in force.
     pub fn settings(&self) -> &ProvisionerSettings {
-        &self.settings
+        &self.inner.settings
     }
 
     /// The background worker (to wake it, or shut it down).
     pub fn orchestrator(&self) -> &Orchestrator {
-        &self.orchestrator
+        &self.inner.orchestrator
     }
 
-    /// Checks that the state store and the Kubernetes API answer.
-    /// Errors: `unavailable` naming which does not.
-    pub async fn check_ready(&self) -> Result<()> {
-        self.state.ping().await?;
-        self.client
-            .apiserver_version()
-            .await
-            .map_err(|e| Error::Unavailable {
-                message: format!("the Kubernetes API does not answer: {}", Error::from(e)),
-            })?;
-        Ok(())
+    /// Changes as this process makes them (a wake-up signal; the durable, ordered feed
+    /// across replicas is [`Provisioner::changes`]).
+    pub fn local_changes(&self) -> tokio::sync::broadcast::Receiver<StoreChange> {
+        self.inner.orchestrator.subscribe()
     }
 
-    /// Stops the background worker at a safe point; unfinished stores resume on the
-    /// next start.
-    pub async fn shutdown(&self) {
+    /// Runs `op` on a task of its own, so that once it has written, its audit event and
+    /// wake-up happen even if the caller's future is dropped.
+    async fn detached<T, F, Fut>(&self, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Inner>) -> Fut,
+        Fut: std::future::Future<Output = Result<T>> + Send + 'static,
+    {
+        match tokio::spawn(op(self.inner.clone())).await {
+            Ok(result) => result,
+            Err(e) => Err(Error::internal(format!("a provisioner task failed: {e}"))),
+        }
+    }
+}
+
+impl Inner {
+    fn begin_shutdown(&self) {
+        self.orchestrator.begin_shutdown();
+        self.stop.cancel();
+    }
+
+    async fn shutdown(&self) {
+        self.begin_shutdown();
         self.orchestrator.shutdown().await;
+        self.runtime.stop_watches();
     }
 
     async fn visible(&self, caller: &Caller, name: &str) -> Result<Store> {
@@ -212,11 +337,14 @@ impl KubeProvisioner {
         Ok(StoreSpec::new(name, tenant).engine(engine).plan(plan))
     }
 
-    /// Read-modify-write of a store's record, retried on version conflicts.
+    /// Read-modify-write of a store's record, retried on version conflicts; the
+    /// idempotency key (if any) is completed with the written record, in the same
+    /// transaction. Returns the store and whether it changed.
     async fn transition<F>(
         &self,
         caller: &Caller,
         name: &str,
+        idem: Option<&Idempotent>,
         mut change: F,
     ) -> Result<(Store, bool)>
     where
@@ -225,10 +353,21 @@ impl KubeProvisioner {
         for _ in 0..10 {
             let mut store = self.visible(caller, name).await?;
             if !change(&mut store)? {
+                if let Some(idem) = idem {
+                    idem.complete(&*self.state, &Replay::Stored(Box::new(store.clone())))
+                        .await;
+                }
                 return Ok((store, false));
             }
             store.updated_at = crate::store::now();
-            match self.state.update(&store).await {
+            let mut written = store.clone();
+            written.version += 1;
+            let completion = idem.map(|i| i.completion(&written));
+            match self
+                .state
+                .update_with(&store, completion.transpose()?.as_ref())
+                .await
+            {
                 Ok(saved) => return Ok((saved, true)),
                 Err(e) if e.kind() == ErrorKind::Conflict => continue,
                 Err(e) => return Err(e),
@@ -238,23 +377,20 @@ impl KubeProvisioner {
             "store {name} kept changing; try again"
         )))
     }
-}
 
-#[async_trait]
-impl Provisioner for KubeProvisioner {
     async fn create(
-        &self,
-        caller: &Caller,
+        self: Arc<Self>,
+        caller: Caller,
         request: CreateStore,
-        opts: CreateOptions,
+        opts: RequestOptions,
     ) -> Result<Store> {
-        let spec = match self.spec(caller, &request) {
+        let spec = match self.spec(&caller, &request) {
             Ok(spec) => spec,
             Err(e) => {
                 let mut event = caller
                     .event("store.create", Outcome::Denied)
                     .tenant(caller.tenant.as_str())
-                    .detail(e.to_string());
+                    .detail(e.tenant_message());
                 if let Ok(name) = StoreName::new(request.name.clone()) {
                     event = event.store(name.as_str());
                 }
@@ -262,15 +398,30 @@ impl Provisioner for KubeProvisioner {
                 return Err(e);
             }
         };
+        let idem = Idempotent::begin(
+            &*self.state,
+            &caller,
+            opts.idempotency_key.as_deref(),
+            "create",
+            &serde_json::to_string(&request).unwrap_or_default(),
+        )
+        .await?;
+        let idem = match idem {
+            super::idempotency::Begun::Replay(outcome) => return outcome.into_result(),
+            super::idempotency::Begun::Owned(idem) => idem,
+        };
         let namespace = self.guardrails.namespace_for(&spec.name);
         let store = Store::new(spec, namespace);
+        let completion = idem
+            .as_ref()
+            .map(|i| i.completion(&store_as_inserted(&store)));
         let inserted = self
             .state
             .insert(
                 &store,
                 &InsertOptions {
                     limits: self.settings.limits,
-                    idempotency: opts.idempotency,
+                    idempotency: completion.transpose()?,
                 },
             )
             .await;
@@ -292,7 +443,10 @@ impl Provisioner for KubeProvisioner {
                 Ok(store)
             }
             Err(e) => {
-                let mut event = event.detail(e.to_string());
+                if let Some(idem) = &idem {
+                    idem.finish_with_error(&*self.state, &e).await;
+                }
+                let mut event = event.detail(e.tenant_message());
                 event.outcome = if e.is_retryable() && e.kind() != ErrorKind::RateLimited {
                     Outcome::Failure
                 } else {
@@ -304,20 +458,26 @@ impl Provisioner for KubeProvisioner {
         }
     }
 
-    async fn get(&self, caller: &Caller, name: &str) -> Result<Store> {
-        self.visible(caller, name).await
-    }
-
-    async fn list(&self, caller: &Caller, mut query: ListQuery) -> Result<Page<Store>> {
-        if caller.role == Role::Tenant {
-            query.tenant = Some(caller.tenant.clone());
-        }
-        self.state.list(&query).await
-    }
-
-    async fn delete(&self, caller: &Caller, name: &str) -> Result<Store> {
-        let (store, changed) = self
-            .transition(caller, name, |store| {
+    async fn delete(
+        self: Arc<Self>,
+        caller: Caller,
+        name: String,
+        opts: RequestOptions,
+    ) -> Result<Store> {
+        let idem = match Idempotent::begin(
+            &*self.state,
+            &caller,
+            opts.idempotency_key.as_deref(),
+            "delete",
+            &name,
+        )
+        .await?
+        {
+            super::idempotency::Begun::Replay(outcome) => return outcome.into_result(),
+            super::idempotency::Begun::Owned(idem) => idem,
+        };
+        let result = self
+            .transition(&caller, &name, idem.as_ref(), |store| {
                 if store.status == Status::Deleting {
                     return Ok(false);
                 }
@@ -325,7 +485,16 @@ impl Provisioner for KubeProvisioner {
                 store.message = "deletion requested".to_owned();
                 Ok(true)
             })
-            .await?;
+            .await;
+        let (store, changed) = match result {
+            Ok(done) => done,
+            Err(e) => {
+                if let Some(idem) = &idem {
+                    idem.finish_with_error(&*self.state, &e).await;
+                }
+                return Err(e);
+            }
+        };
         if changed {
             self.record(
                 caller
@@ -342,9 +511,26 @@ impl Provisioner for KubeProvisioner {
         Ok(store)
     }
 
-    async fn retry(&self, caller: &Caller, name: &str) -> Result<Store> {
-        let (store, _) = self
-            .transition(caller, name, |store| {
+    async fn retry(
+        self: Arc<Self>,
+        caller: Caller,
+        name: String,
+        opts: RequestOptions,
+    ) -> Result<Store> {
+        let idem = match Idempotent::begin(
+            &*self.state,
+            &caller,
+            opts.idempotency_key.as_deref(),
+            "retry",
+            &name,
+        )
+        .await?
+        {
+            super::idempotency::Begun::Replay(outcome) => return outcome.into_result(),
+            super::idempotency::Begun::Owned(idem) => idem,
+        };
+        let result = self
+            .transition(&caller, &name, idem.as_ref(), |store| {
                 if store.status != Status::Failed {
                     return Err(Error::conflict(format!(
                         "store {} is {}, not Failed; only a failed store can be retried",
@@ -361,7 +547,16 @@ impl Provisioner for KubeProvisioner {
                 store.message = format!("retry requested: resuming at {}", store.step.as_str());
                 Ok(true)
             })
-            .await?;
+            .await;
+        let store = match result {
+            Ok((store, _)) => store,
+            Err(e) => {
+                if let Some(idem) = &idem {
+                    idem.finish_with_error(&*self.state, &e).await;
+                }
+                return Err(e);
+            }
+        };
         self.record(
             caller
                 .event("store.retry", Outcome::Success)
@@ -379,29 +574,139 @@ impl Provisioner for KubeProvisioner {
         self.orchestrator.wake();
         Ok(store)
     }
+}
+
+/// The record as the state store will return it from the insert (version 1), so the
+/// idempotent response stored with the insert is exactly what the caller gets.
+fn store_as_inserted(store: &Store) -> Store {
+    let mut s = store.clone();
+    s.version = 1;
+    s.created_at = crate::store::truncate_micros(s.created_at);
+    s.updated_at = crate::store::truncate_micros(s.updated_at);
+    s
+}
+
+/// Purges expired idempotency keys and changes older than the retention, hourly.
+async fn housekeeping(inner: Arc<Inner>, retention: Duration) {
+    loop {
+        if let Err(e) = inner.state.idempotency_purge().await {
+            tracing::debug!(error = %e, "could not purge idempotency keys");
+        }
+        if let Ok(age) = chrono::Duration::from_std(retention) {
+            let before = crate::store::now() - age;
+            if let Err(e) = inner.state.purge_changes(before).await {
+                tracing::debug!(error = %e, "could not purge old changes");
+            }
+        }
+        tokio::select! {
+            _ = inner.stop.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+        }
+    }
+}
+
+#[async_trait]
+impl Provisioner for KubeProvisioner {
+    async fn create(
+        &self,
+        caller: &Caller,
+        request: CreateStore,
+        opts: RequestOptions,
+    ) -> Result<Store> {
+        let caller = caller.clone();
+        self.detached(move |inner| inner.create(caller, request, opts))
+            .await
+    }
+
+    async fn get(&self, caller: &Caller, name: &str) -> Result<Store> {
+        self.inner.visible(caller, name).await
+    }
+
+    async fn list(&self, caller: &Caller, mut query: ListQuery) -> Result<Page<Store>> {
+        if caller.role == Role::Tenant {
+            query.tenant = Some(caller.tenant.clone());
+        }
+        self.inner.state.list(&query).await
+    }
+
+    async fn delete(&self, caller: &Caller, name: &str, opts: RequestOptions) -> Result<Store> {
+        let (caller, name) = (caller.clone(), name.to_owned());
+        self.detached(move |inner| inner.delete(caller, name, opts))
+            .await
+    }
+
+    async fn retry(&self, caller: &Caller, name: &str, opts: RequestOptions) -> Result<Store> {
+        let (caller, name) = (caller.clone(), name.to_owned());
+        self.detached(move |inner| inner.retry(caller, name, opts))
+            .await
+    }
 
     async fn credentials(&self, caller: &Caller, name: &str) -> Result<StoreCredentials> {
-        let store = self.visible(caller, name).await?;
+        let inner = &self.inner;
+        let store = inner.visible(caller, name).await?;
         let event = caller
             .event("store.credentials.read", Outcome::Success)
             .tenant(store.tenant.as_str())
             .store(store.name.as_str());
-        match self.runtime.admin_credentials(&store).await {
+        match inner.runtime.admin_credentials(&store).await {
             Ok(admin) => {
-                self.record(event).await;
+                inner.record(event).await;
                 Ok(StoreCredentials {
                     admin_url: store.urls.admin.clone(),
                     username: admin.user,
-                    password: admin.password.expose().to_owned(),
+                    password: admin.password,
                 })
             }
             Err(e) => {
-                let mut event = event.detail(e.to_string());
+                tracing::warn!(store = %store.name, error = %e, "could not read the store's credentials");
+                let mut event = event.detail(e.tenant_message());
                 event.outcome = Outcome::Failure;
-                self.record(event).await;
+                inner.record(event).await;
                 Err(e)
             }
         }
+    }
+
+    async fn verify(&self, caller: &Caller, name: &str) -> Result<crate::verify::VerifyReport> {
+        let inner = &self.inner;
+        let store = inner.visible(caller, name).await?;
+        if store.status != Status::Ready {
+            return Err(Error::conflict(format!(
+                "store {} is {}, not Ready; only a Ready store can be verified",
+                store.name, store.status
+            )));
+        }
+        let target = inner.settings.verify_target(&store)?;
+        let report =
+            crate::verify::verify_store(&target, &crate::verify::VerifyOptions::default()).await;
+        let total: u64 = report.steps.iter().map(|s| s.ms).sum();
+        let detail = match report.steps.iter().find(|s| !s.ok) {
+            None => format!(
+                "order {} placed and read back in {total} ms",
+                report
+                    .order_id
+                    .map_or_else(|| "?".to_owned(), |id| id.to_string())
+            ),
+            Some(step) => format!(
+                "failed at {}{} after {total} ms",
+                step.name,
+                step.status
+                    .map(|s| format!(" (HTTP {s})"))
+                    .unwrap_or_default()
+            ),
+        };
+        let outcome = if report.ok {
+            Outcome::Success
+        } else {
+            Outcome::Failure
+        };
+        let event = caller
+            .event("store.verify", outcome)
+            .tenant(store.tenant.as_str())
+            .store(store.name.as_str())
+            .detail(detail);
+        inner.record(event).await;
+        Ok(report)
     }
 
     async fn events(
@@ -410,7 +715,7 @@ impl Provisioner for KubeProvisioner {
         name: &str,
         mut query: AuditQuery,
     ) -> Result<Page<AuditEvent>> {
-        let exists = match self.visible(caller, name).await {
+        let exists = match self.inner.visible(caller, name).await {
             Ok(_) => true,
             Err(e) if e.kind() == ErrorKind::NotFound => false,
             Err(e) => return Err(e),
@@ -419,7 +724,7 @@ impl Provisioner for KubeProvisioner {
         if caller.role == Role::Tenant {
             query.tenant = Some(caller.tenant.to_string());
         }
-        let page = self.audit.query(&query).await?;
+        let page = self.inner.audit.query(&query).await?;
         if !exists && page.items.is_empty() && query.cursor.is_none() {
             return Err(Error::store_not_found(name));
         }
@@ -430,20 +735,60 @@ impl Provisioner for KubeProvisioner {
         if caller.role == Role::Tenant {
             query.tenant = Some(caller.tenant.to_string());
         }
-        self.audit.query(&query).await
+        self.inner.audit.query(&query).await
     }
 
-    async fn record_store_event(&self, name: &str, action: &str, detail: String) -> Result<()> {
+    async fn receive_webhook(
+        &self,
+        name: &str,
+        topic: &str,
+        body: &[u8],
+        signature: &str,
+    ) -> Result<()> {
+        let topic = super::webhook::check_topic(topic)?;
         let name = StoreName::new(name).map_err(|_| Error::store_not_found(name))?;
-        let store = self.state.get(&name).await?;
-        let event = AuditEvent::new("webhook", action, Outcome::Success)
+        let store = self.inner.state.get(&name).await?;
+        let secret = self.inner.runtime.webhook_secret(&store).await?;
+        let verdict = match &secret {
+            Some(secret) => super::webhook::verify(secret, body, signature),
+            None => Err(Error::Unauthorized {
+                message: "this store does not send webhooks".to_owned(),
+            }),
+        };
+        if let Err(e) = verdict {
+            tracing::warn!(store = %store.name, topic, "webhook refused: bad signature");
+            return Err(e);
+        }
+        let event = AuditEvent::new("webhook", format!("woocommerce.{topic}"), Outcome::Success)
             .tenant(store.tenant.as_str())
             .store(store.name.as_str())
-            .detail(detail);
-        self.audit.record(&event).await
+            .detail(format!("{} bytes delivered", body.len()));
+        self.inner.audit.record(&event).await
     }
 
-    fn subscribe(&self) -> broadcast::Receiver<StoreChange> {
-        self.orchestrator.subscribe()
+    fn changes(&self, caller: &Caller, after: Option<u64>) -> ChangeStream {
+        let tenant = (caller.role == Role::Tenant).then(|| caller.tenant.clone());
+        self.inner.feed.follow(
+            self.inner.state.clone(),
+            tenant,
+            after,
+            self.inner.stop.clone(),
+        )
+    }
+
+    async fn check_ready(&self) -> Result<()> {
+        self.inner.state.ping().await?;
+        self.inner
+            .client
+            .apiserver_version()
+            .await
+            .map_err(|e| Error::Unavailable {
+                message: format!("the Kubernetes API does not answer: {}", Error::from(e)),
+            })?;
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        self.inner.shutdown().await;
     }
 }

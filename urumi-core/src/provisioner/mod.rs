@@ -1,34 +1,44 @@
 //! The [`Provisioner`]: what a platform calls. [`KubeProvisioner`] is its implementation.
 //!
 //! ```text
-//!  create(caller, request) ── validate (name, tenant, engine, plan) ── nothing created on bad input
-//!        └─▶ StateStore::insert (name unique, limits, idempotency: one transaction)
-//!              └─▶ audit store.create ─▶ publish Updated ─▶ orchestrator.wake()  ─▶ 202-style return
-//!  delete(caller, name) ── status Deleting ─▶ audit store.delete ─▶ interrupt + wake
-//!  retry(caller, name)  ── Failed only: Provisioning from the failed step (readiness → release) ─▶ wake
+//!  create(caller, request, {idempotency_key}) ── validate (name, tenant, engine, plan): bad input creates nothing
+//!        └─▶ key begun? replay the first outcome │ in progress │ mismatch
+//!        └─▶ StateStore::insert (name unique, limits, key completed, change appended: one transaction)
+//!              └─▶ audit store.create ─▶ wake the worker            (runs to the end even if the
+//!  delete / retry ── the same, through StateStore::update_with        caller's future is dropped)
 //!  get / list / events / audit ── tenant-scoped reads (another tenant's store is not_found)
 //!  credentials(caller, name) ── read from the store's Secret, audited (never stored)
-//!  subscribe() ── every change, as it happens;  wait(name, status, timeout)
+//!  changes(caller, after) ── the durable feed: replay after the cursor, then live (all replicas)
+//!  wait(name, status) / wait_deleted(name) ── built on changes()
+//!  verify(caller, name) ── Ready only: storefront → cart → product → add → COD checkout → order
+//!  receive_webhook(name, topic, body, signature) ── HMAC-SHA256 with the store's secret ─▶ audit woocommerce.<topic>
 //! ```
 
+mod feed;
+mod idempotency;
 mod kube;
 mod settings;
 #[cfg(test)]
 mod tests;
+mod webhook;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
 
+pub use self::feed::FEED_POLL;
+pub use self::idempotency::MAX_IDEMPOTENCY_KEY_LEN;
 pub use self::kube::{KubeProvisioner, KubeProvisionerBuilder};
 pub use self::settings::ProvisionerSettings;
+pub use self::webhook::sign as sign_webhook;
 use crate::audit::AuditQuery;
-use crate::error::{Error, Result};
-use crate::orchestrator::StoreChange;
-use crate::state::{IdempotentInsert, ListQuery, Page};
+use crate::error::{Error, ErrorKind, Result};
+use crate::guardrails::SecretString;
+use crate::state::{Change, ChangeKind, ListQuery, Page};
 use crate::store::{AuditEvent, Status, Store, TenantId};
 
 /// What a caller may see and do.
@@ -133,23 +143,58 @@ impl CreateStore {
     }
 }
 
-/// Options of [`Provisioner::create`].
-#[derive(Debug, Clone, Default)]
-pub struct CreateOptions {
-    /// Complete this idempotency key atomically with the insert.
-    pub idempotency: Option<IdempotentInsert>,
+/// Options of the calls that change something ([`Provisioner::create`],
+/// [`delete`](Provisioner::delete), [`retry`](Provisioner::retry)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestOptions {
+    /// Makes the call safe to repeat: the same key with the same request returns the
+    /// first outcome (for 24 hours), the same key with another request is
+    /// `idempotency_mismatch`, and while the first is still running a repeat is
+    /// `idempotency_in_progress`. Keys are scoped to the caller's tenant. An HTTP
+    /// adapter passes the `Idempotency-Key` header here; the operator a Store's UID.
+    pub idempotency_key: Option<String>,
 }
 
-/// A store's admin login. `Debug` never shows the password.
-#[derive(Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+impl RequestOptions {
+    /// Options with an idempotency key.
+    pub fn idempotency_key(key: impl Into<String>) -> Self {
+        RequestOptions {
+            idempotency_key: Some(key.into()),
+        }
+    }
+}
+
+/// The options of [`Provisioner::create`]: the same as every other changing call's.
+pub type CreateOptions = RequestOptions;
+
+/// A store's admin login. `Debug` never shows the password; serializing it (to answer
+/// an authorised credentials read) does.
+#[derive(Clone)]
 pub struct StoreCredentials {
     /// The WordPress admin URL.
     pub admin_url: Option<String>,
     /// The admin user name.
     pub username: String,
-    /// The admin password.
-    pub password: String,
+    /// The admin password (zeroed when dropped).
+    pub password: SecretString,
+}
+
+impl StoreCredentials {
+    /// The password, for the caller who asked for it.
+    pub fn expose_password(&self) -> &str {
+        self.password.expose()
+    }
+}
+
+impl Serialize for StoreCredentials {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("StoreCredentials", 3)?;
+        st.serialize_field("adminUrl", &self.admin_url)?;
+        st.serialize_field("username", &self.username)?;
+        st.serialize_field("password", self.password.expose())?;
+        st.end()
+    }
 }
 
 impl std::fmt::Debug for StoreCredentials {
@@ -162,24 +207,34 @@ impl std::fmt::Debug for StoreCredentials {
     }
 }
 
+/// A stream of the change feed, as [`Provisioner::changes`] returns it.
+pub type ChangeStream = BoxStream<'static, Result<Change>>;
+
 /// Provisions stores. Object-safe; adapters hold an `Arc<dyn Provisioner>`.
 ///
 /// Every call is scoped by its [`Caller`]: a tenant never sees, changes or learns the
 /// existence of another tenant's store (`not_found`). Calls that change something are
 /// audited with the caller as actor. Provisioning itself runs in the background: `create`,
-/// `delete` and `retry` return as soon as the request is recorded.
+/// `delete` and `retry` return as soon as the request is recorded, and once it is
+/// recorded their audit event, change and wake-up happen even if the caller's future is
+/// dropped (an HTTP client that disconnects, a cancelled asyncio task).
+///
+/// Messages a tenant reads (`Store.message`, audit `detail`, error messages) name the
+/// step, a short class of cause and what to do; never an internal URL, host, path or
+/// raw tool output. The full cause goes to `tracing`, once, with the store's name.
 #[async_trait]
 pub trait Provisioner: Send + Sync {
     /// Accepts a new store (`Pending`) and starts provisioning it in the background.
     /// Validation happens first: on any error nothing is created anywhere.
+    /// Idempotent with `opts.idempotency_key` (a repeat replays the first outcome).
     /// Errors: `invalid_name`, `invalid_spec` (unknown engine or plan, bad tenant),
     /// `forbidden` (a tenant naming another tenant), `store_exists`, `quota_exceeded`,
-    /// `rate_limited`, idempotency errors, `unavailable`.
+    /// `rate_limited`, `idempotency_mismatch`, `idempotency_in_progress`, `unavailable`.
     async fn create(
         &self,
         caller: &Caller,
         request: CreateStore,
-        opts: CreateOptions,
+        opts: RequestOptions,
     ) -> Result<Store>;
 
     /// One store. Errors: `not_found` (also for another tenant's store).
@@ -191,17 +246,28 @@ pub trait Provisioner: Send + Sync {
 
     /// Starts deleting a store: status `Deleting`, then release, namespace, volumes and
     /// record go in the background. Idempotent while the store exists (deleting a
-    /// `Deleting` store returns it as is). Errors: `not_found` once it is gone.
-    async fn delete(&self, caller: &Caller, name: &str) -> Result<Store>;
+    /// `Deleting` store returns it as is), and with `opts.idempotency_key` a repeat
+    /// replays the first answer even once the store is gone.
+    /// Errors: `not_found` once it is gone, idempotency errors.
+    async fn delete(&self, caller: &Caller, name: &str, opts: RequestOptions) -> Result<Store>;
 
     /// Provisions a `Failed` store again from the step that failed (from the release
     /// when readiness failed: a new revision, so a failed setup Job runs again), keeping
-    /// its credentials. Errors: `not_found`, `conflict` when it is not `Failed`.
-    async fn retry(&self, caller: &Caller, name: &str) -> Result<Store>;
+    /// its credentials. Errors: `not_found`, `conflict` when it is not `Failed`,
+    /// idempotency errors.
+    async fn retry(&self, caller: &Caller, name: &str, opts: RequestOptions) -> Result<Store>;
 
     /// The store's admin login, read from its Secret; each read is audited.
     /// Errors: `not_found` (no such store, or its Secret does not exist yet).
     async fn credentials(&self, caller: &Caller, name: &str) -> Result<StoreCredentials>;
+
+    /// Proves a Ready store sells: storefront, Store API cart, the cheapest product added,
+    /// a cash-on-delivery checkout, the order read back (it stays, marked as a test
+    /// order; see [`crate::verify`]). Runs from this process against the store's URL, or
+    /// the address `verifyTarget` names. Audited as `store.verify`. A failing step is
+    /// reported in the result (`ok: false`), not as an error.
+    /// Errors: `not_found`, `conflict` when the store is not Ready.
+    async fn verify(&self, caller: &Caller, name: &str) -> Result<crate::verify::VerifyReport>;
 
     /// The store's audit trail, newest first. Errors: `not_found`, `invalid_spec`.
     async fn events(
@@ -215,72 +281,147 @@ pub trait Provisioner: Send + Sync {
     /// `unsupported` when the audit sink cannot be queried.
     async fn audit(&self, caller: &Caller, query: AuditQuery) -> Result<Page<AuditEvent>>;
 
-    /// Records an event about a store that came from outside (e.g. a WooCommerce
-    /// webhook), after the adapter authenticated it. Errors: `not_found`.
-    async fn record_store_event(&self, name: &str, action: &str, detail: String) -> Result<()>;
+    /// Accepts a WooCommerce webhook delivery for store `name`: `signature` (the
+    /// `X-WC-Webhook-Signature` header) must be the base64 HMAC-SHA256 of `body` keyed
+    /// by the store's webhook secret (compared in constant time). An accepted delivery
+    /// becomes the audit event `woocommerce.<topic>`. Errors: `not_found` (no such
+    /// store), `unauthorized` (no or wrong signature, or the store has no webhook
+    /// secret; nothing is recorded), `invalid_spec` (a topic that is not
+    /// `resource.event`).
+    async fn receive_webhook(
+        &self,
+        name: &str,
+        topic: &str,
+        body: &[u8],
+        signature: &str,
+    ) -> Result<()>;
 
-    /// Every change to every store, as it happens (filter by caller as needed).
-    fn subscribe(&self) -> broadcast::Receiver<StoreChange>;
+    /// The durable change feed, as the caller may see it (a tenant: its own stores):
+    /// every change after `after` in sequence order, then each new change as it is
+    /// written — by this process at once, by other replicas sharing the state store
+    /// within about [`FEED_POLL`]. `after: None` follows from the moment of the call. Each item's
+    /// `seq` is the cursor to resume after. The stream yields `cursor_expired` (and
+    /// ends) when `after` is older than the retention: list again, then follow.
+    /// It ends when the provisioner shuts down.
+    fn changes(&self, caller: &Caller, after: Option<u64>) -> ChangeStream;
 
-    /// Waits until the store has `status` (or, for `None`, is gone), at most `timeout`.
-    /// Returns the store as last seen. Errors: `timeout`, `not_found` (gone while
-    /// waiting for a status), and `conflict` when it reached `Failed` while waiting for
-    /// another status (the message is the failure reason).
+    /// Checks that the state store and the Kubernetes API answer.
+    /// Errors: `unavailable` naming which does not.
+    async fn check_ready(&self) -> Result<()>;
+
+    /// Stops claiming work, lets a running helm finish (or stops it with SIGTERM and a
+    /// grace period), releases the leases, stops the watches and returns when done.
+    /// Unfinished stores resume on the next start. Idempotent.
+    async fn shutdown(&self);
+
+    /// Waits until the store has `status`, at most `timeout`, and returns it.
+    /// Errors: `timeout`, `not_found` (it does not exist, or is gone while waiting),
+    /// `store_failed` (carrying the store) when it reached `Failed` while waiting for
+    /// another status.
     async fn wait(
         &self,
         caller: &Caller,
         name: &str,
-        status: Option<Status>,
+        status: Status,
         timeout: Duration,
-    ) -> Result<Option<Store>> {
-        let mut changes = self.subscribe();
+    ) -> Result<Store> {
         let deadline = tokio::time::Instant::now() + timeout;
+        // Follow before reading, so no change after the read is missed; changes the
+        // read already covers (an older or equal version) are skipped.
+        let mut changes = self.changes(caller, None);
+        let mut current = self.get(caller, name).await?;
         loop {
-            let current = match self.get(caller, name).await {
-                Ok(store) => Some(store),
-                Err(e) if e.kind() == crate::ErrorKind::NotFound => None,
-                Err(e) => return Err(e),
-            };
-            match (&current, status) {
-                (None, None) => return Ok(None),
-                (None, Some(_)) => return Err(Error::store_not_found(name)),
-                (Some(s), Some(want)) if s.status == want => return Ok(current),
-                (Some(s), Some(_)) if s.status == Status::Failed => {
-                    return Err(Error::conflict(format!(
-                        "store {name} failed: {}",
-                        s.message
-                    )));
-                }
-                _ => {}
+            if current.status == status {
+                return Ok(current);
             }
-            // Wake on the next change to this store, or re-read after a short while
-            // (changes made by other replicas are not broadcast here).
-            let next = async {
-                loop {
-                    match changes.recv().await {
-                        Ok(change) if change.store().name.as_str() == name => return,
-                        Ok(_) => {}
-                        Err(broadcast::error::RecvError::Lagged(_)) => return,
-                        Err(broadcast::error::RecvError::Closed) => {
-                            std::future::pending::<()>().await
+            if current.status == Status::Failed {
+                return Err(Error::StoreFailed(Box::new(current)));
+            }
+            current = loop {
+                match next_change_of(&mut changes, name, deadline).await {
+                    // Quiet for a while: read again (covers a change written between
+                    // the read and the start of the follow).
+                    Some(Err(e)) if e.kind() == ErrorKind::Timeout => {
+                        break self.get(caller, name).await?;
+                    }
+                    Some(Ok(change)) if change.kind == ChangeKind::Deleted => {
+                        if change.store.version >= current.version {
+                            return Err(Error::store_not_found(name));
                         }
                     }
+                    Some(Ok(change)) if change.store.version > current.version => {
+                        break change.store;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => return Err(e),
+                    None => return Err(waited_too_long(name, status.as_str(), timeout)),
                 }
             };
-            let tick = tokio::time::sleep(Duration::from_secs(2));
-            tokio::select! {
-                _ = next => {}
-                _ = tick => {}
-                _ = tokio::time::sleep_until(deadline) => {
-                    return Err(Error::Timeout {
-                        operation: format!(
-                            "waiting for store {name} to be {}",
-                            status.map_or("deleted", Status::as_str)
-                        ),
-                        after: timeout,
-                    });
+        }
+    }
+
+    /// Waits until the store is gone (its record dropped after teardown), at most
+    /// `timeout`. Returns at once if it does not exist. Errors: `timeout`.
+    async fn wait_deleted(&self, caller: &Caller, name: &str, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut changes = self.changes(caller, None);
+        match self.get(caller, name).await {
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        loop {
+            match next_change_of(&mut changes, name, deadline).await {
+                Some(Ok(change)) if change.kind == ChangeKind::Deleted => return Ok(()),
+                Some(Ok(_)) => {}
+                Some(Err(e)) if e.kind() == ErrorKind::Timeout => {
+                    match self.get(caller, name).await {
+                        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                        Err(e) => return Err(e),
+                        Ok(_) => {}
+                    }
                 }
+                Some(Err(e)) => return Err(e),
+                None => return Err(waited_too_long(name, "deleted", timeout)),
             }
         }
+    }
+}
+
+/// How long a wait listens to a quiet feed before it reads the store again.
+const WAIT_RECHECK: Duration = Duration::from_secs(2);
+
+/// The next change of store `name` on `changes`; `None` at the deadline; a `timeout`
+/// error when nothing came for [`WAIT_RECHECK`] (time to read the store again).
+async fn next_change_of(
+    changes: &mut ChangeStream,
+    name: &str,
+    deadline: tokio::time::Instant,
+) -> Option<Result<Change>> {
+    let recheck = tokio::time::Instant::now() + WAIT_RECHECK;
+    loop {
+        match tokio::time::timeout_at(deadline.min(recheck), changes.next()).await {
+            Err(_) if tokio::time::Instant::now() >= deadline => return None,
+            Err(_) => {
+                return Some(Err(Error::Timeout {
+                    operation: "a quiet change feed".to_owned(),
+                    after: WAIT_RECHECK,
+                }));
+            }
+            Ok(None) => {
+                return Some(Err(Error::Unavailable {
+                    message: "the provisioner was shut down".to_owned(),
+                }));
+            }
+            Ok(Some(Ok(change))) if change.store.name.as_str() != name => {}
+            Ok(Some(item)) => return Some(item),
+        }
+    }
+}
+
+fn waited_too_long(name: &str, what: &str, timeout: Duration) -> Error {
+    Error::Timeout {
+        operation: format!("waiting for store {name} to be {what}"),
+        after: timeout,
     }
 }

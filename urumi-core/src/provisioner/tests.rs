@@ -33,6 +33,9 @@ fn provisioner(limits: Limits) -> (KubeProvisioner, Arc<dyn StateStore>) {
         .settings(settings)
         .build()
         .expect("valid settings");
+    // These tests look at what the provisioner records, not at provisioning: with the
+    // worker stopped, nothing else writes to the state store meanwhile.
+    p.orchestrator().begin_shutdown();
     (p, state)
 }
 
@@ -139,11 +142,17 @@ async fn another_tenants_store_is_not_found_for_every_operation() {
         ErrorKind::NotFound
     );
     assert_eq!(
-        p.delete(&other, "shop1").await.expect_err("hidden").kind(),
+        p.delete(&other, "shop1", RequestOptions::default())
+            .await
+            .expect_err("hidden")
+            .kind(),
         ErrorKind::NotFound
     );
     assert_eq!(
-        p.retry(&other, "shop1").await.expect_err("hidden").kind(),
+        p.retry(&other, "shop1", RequestOptions::default())
+            .await
+            .expect_err("hidden")
+            .kind(),
         ErrorKind::NotFound
     );
     assert_eq!(
@@ -244,12 +253,21 @@ async fn delete_marks_deleting_once_and_retry_needs_a_failed_store() {
     )
     .await
     .expect("created");
-    let err = p.retry(&acme(), "shop1").await.expect_err("not failed");
+    let err = p
+        .retry(&acme(), "shop1", RequestOptions::default())
+        .await
+        .expect_err("not failed");
     assert_eq!(err.kind(), ErrorKind::Conflict);
 
-    let deleting = p.delete(&acme(), "shop1").await.expect("delete");
+    let deleting = p
+        .delete(&acme(), "shop1", RequestOptions::default())
+        .await
+        .expect("delete");
     assert_eq!(deleting.status, Status::Deleting);
-    let again = p.delete(&acme(), "shop1").await.expect("idempotent");
+    let again = p
+        .delete(&acme(), "shop1", RequestOptions::default())
+        .await
+        .expect("idempotent");
     assert_eq!(
         again.version, deleting.version,
         "a second delete changes nothing"
@@ -267,7 +285,10 @@ async fn delete_marks_deleting_once_and_retry_needs_a_failed_store() {
     failed.status = Status::Failed;
     failed.step = crate::store::Step::Release;
     state.update(&failed).await.expect("mark failed");
-    let retried = p.retry(&acme(), "shop1").await.expect("retry");
+    let retried = p
+        .retry(&acme(), "shop1", RequestOptions::default())
+        .await
+        .expect("retry");
     assert_eq!(retried.status, Status::Provisioning);
     assert_eq!(retried.step, crate::store::Step::Release);
     assert_eq!(retried.attempts, failed.attempts + 1);
@@ -275,34 +296,24 @@ async fn delete_marks_deleting_once_and_retry_needs_a_failed_store() {
 }
 
 #[tokio::test]
-async fn webhook_events_are_recorded_for_existing_stores_only() {
-    let (p, state) = provisioner(Limits::unlimited());
-    p.create(
-        &acme(),
-        CreateStore::named("shop1"),
-        CreateOptions::default(),
-    )
-    .await
-    .expect("created");
-    p.record_store_event("shop1", "woocommerce.order.created", "order 12".into())
-        .await
-        .expect("recorded");
+async fn webhooks_for_unknown_stores_or_foreign_topics_are_refused_before_any_lookup() {
+    let (p, _state) = provisioner(Limits::unlimited());
+    let body = br#"{"id":12}"#;
+    let sig = sign_webhook("whatever", body);
     let err = p
-        .record_store_event("nosuchshop", "woocommerce.order.created", String::new())
+        .receive_webhook("nosuchshop", "order.created", body, &sig)
         .await
         .expect_err("unknown store");
     assert_eq!(err.kind(), ErrorKind::NotFound);
-    let events = p
-        .events(&acme(), "shop1", AuditQuery::default())
-        .await
-        .expect("events");
-    let order = events
-        .items
-        .iter()
-        .find(|e| e.action == "woocommerce.order.created")
-        .expect("recorded for the store");
-    assert_eq!(order.tenant.as_deref(), Some("acme"));
-    drop(state);
+    // A topic that is not resource.event could forge another action (`store.deleted`
+    // would become `woocommerce.store.deleted` at worst, but `x` or `a.b.c` are refused).
+    for topic in ["store.deleted.now", "", "Order.created"] {
+        let err = p
+            .receive_webhook("nosuchshop", topic, body, &sig)
+            .await
+            .expect_err("bad topic");
+        assert_eq!(err.kind(), ErrorKind::InvalidSpec, "{topic:?}");
+    }
     p.shutdown().await;
 }
 
@@ -334,7 +345,11 @@ fn credentials_debug_never_shows_the_password() {
     let c = StoreCredentials {
         admin_url: None,
         username: "admin".into(),
-        password: "s3cret-value-for-the-test".into(),
+        password: SecretString::new("s3cret-value-for-the-test"),
     };
     assert!(!format!("{c:?}").contains("s3cret"));
+    // Serializing is how an authorised read hands it out.
+    let json = serde_json::to_value(&c).expect("json");
+    assert_eq!(json["password"], "s3cret-value-for-the-test");
+    assert_eq!(json["username"], "admin");
 }

@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    IdempotencyKey, InsertOptions, Lease, ListQuery, Page, StateStore, StoredResponse, cursor,
-    expiry,
+    Change, ChangeKind, ChangeQuery, IdempotencyKey, IdempotentInsert, InsertOptions, Lease,
+    ListQuery, Page, StateStore, StoredResponse, cursor, expiry,
 };
 use crate::audit::AuditQuery;
 use crate::error::{Error, Result};
@@ -29,13 +29,8 @@ struct Entry {
     lease: Option<(String, DateTime<Utc>)>,
 }
 
-#[derive(Debug, Clone)]
-struct IdemRecord {
-    request_hash: String,
-    response: Option<StoredResponse>,
-    created_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-}
+/// The same record, and the same decision rules, as the SQL backends use.
+type IdemRecord = super::rows::IdemRow;
 
 #[derive(Debug, Default)]
 struct Inner {
@@ -45,6 +40,11 @@ struct Inner {
     creations: HashMap<TenantId, Vec<DateTime<Utc>>>,
     idempotency: HashMap<IdempotencyKey, IdemRecord>,
     audit: Vec<AuditEvent>,
+    /// The change feed, oldest first; `seq` of the last one appended, and of the last
+    /// one purged.
+    changes: std::collections::VecDeque<Change>,
+    last_seq: u64,
+    purged_through: u64,
 }
 
 /// An in-process state store. Cheap to create; nothing survives the process.
@@ -67,6 +67,40 @@ impl MemoryStore {
 }
 
 impl Inner {
+    fn append_change(&mut self, kind: ChangeKind, store: &Store) {
+        self.last_seq += 1;
+        self.changes.push_back(Change {
+            seq: self.last_seq,
+            at: store::now(),
+            kind,
+            store: store.clone(),
+        });
+    }
+
+    /// Validates and stores a completed idempotency key (called under the lock, before
+    /// anything else is written, so a refusal changes nothing).
+    fn check_key(&self, idem: &IdempotentInsert, now: DateTime<Utc>) -> Result<()> {
+        super::rows::insert_decision(self.idempotency.get(&idem.key), &idem.request_hash, now)
+    }
+
+    fn complete_key(&mut self, idem: &IdempotentInsert, now: DateTime<Utc>) -> Result<()> {
+        let created_at = self
+            .idempotency
+            .get(&idem.key)
+            .filter(|r| r.expires_at > now)
+            .map_or(now, |r| r.created_at);
+        self.idempotency.insert(
+            idem.key.clone(),
+            IdemRecord {
+                request_hash: idem.request_hash.clone(),
+                response: Some(idem.response.clone()),
+                created_at,
+                expires_at: expiry(created_at, super::IDEMPOTENCY_TTL)?,
+            },
+        );
+        Ok(())
+    }
+
     fn count_out(&mut self, tenant: &TenantId) {
         if let Some(n) = self.per_tenant.get_mut(tenant) {
             *n = n.saturating_sub(1);
@@ -84,17 +118,6 @@ fn lease_free(lease: &Option<(String, DateTime<Utc>)>, owner: &str, now: DateTim
     }
 }
 
-fn idem_live(r: &IdemRecord, hash: &str, now: DateTime<Utc>) -> Result<Option<StoredResponse>> {
-    if r.request_hash != hash {
-        return Err(Error::IdempotencyMismatch);
-    }
-    match &r.response {
-        Some(resp) => Ok(Some(resp.clone())),
-        None if !super::rows::abandoned(r.created_at, now) => Err(Error::IdempotencyInProgress),
-        None => Ok(None),
-    }
-}
-
 #[async_trait]
 impl StateStore for MemoryStore {
     fn backend(&self) -> &'static str {
@@ -109,16 +132,8 @@ impl StateStore for MemoryStore {
                 name: store.name.to_string(),
             });
         }
-        if let Some(idem) = &opts.idempotency
-            && let Some(r) = inner.idempotency.get(&idem.key)
-            && r.expires_at > now
-        {
-            if r.request_hash != idem.request_hash {
-                return Err(Error::IdempotencyMismatch);
-            }
-            if r.response.is_some() {
-                return Err(Error::conflict("idempotency key already completed"));
-            }
+        if let Some(idem) = &opts.idempotency {
+            inner.check_key(idem, now)?;
         }
         let window_start = opts.limits.window_start(now);
         let recent: Vec<DateTime<Utc>> = inner
@@ -142,21 +157,9 @@ impl StateStore for MemoryStore {
         kept.push(stored.created_at);
         inner.creations.insert(store.tenant.clone(), kept);
         if let Some(idem) = &opts.idempotency {
-            let created_at = inner
-                .idempotency
-                .get(&idem.key)
-                .filter(|r| r.expires_at > now)
-                .map_or(now, |r| r.created_at);
-            inner.idempotency.insert(
-                idem.key.clone(),
-                IdemRecord {
-                    request_hash: idem.request_hash.clone(),
-                    response: Some(idem.response.clone()),
-                    created_at,
-                    expires_at: expiry(created_at, super::IDEMPOTENCY_TTL)?,
-                },
-            );
+            inner.complete_key(idem, now)?;
         }
+        inner.append_change(ChangeKind::Created, &stored);
         *inner.per_tenant.entry(stored.tenant.clone()).or_insert(0) += 1;
         inner.stores.insert(
             stored.name.clone(),
@@ -205,8 +208,16 @@ impl StateStore for MemoryStore {
         }))
     }
 
-    async fn update(&self, store: &Store) -> Result<Store> {
+    async fn update_with(
+        &self,
+        store: &Store,
+        idempotency: Option<&IdempotentInsert>,
+    ) -> Result<Store> {
+        let now = store::now();
         let mut inner = self.lock();
+        if let Some(idem) = idempotency {
+            inner.check_key(idem, now)?;
+        }
         let entry = inner
             .stores
             .get_mut(&store.name)
@@ -222,11 +233,16 @@ impl StateStore for MemoryStore {
         let mut next = store.clone();
         next.version += 1;
         next.created_at = entry.store.created_at;
+        next.updated_at = store::truncate_micros(next.updated_at);
         let old_tenant = std::mem::replace(&mut entry.store, next.clone()).tenant;
         if old_tenant != next.tenant {
             inner.count_out(&old_tenant);
             *inner.per_tenant.entry(next.tenant.clone()).or_insert(0) += 1;
         }
+        if let Some(idem) = idempotency {
+            inner.complete_key(idem, now)?;
+        }
+        inner.append_change(ChangeKind::Updated, &next);
         Ok(next)
     }
 
@@ -237,7 +253,41 @@ impl StateStore for MemoryStore {
             .remove(name)
             .ok_or_else(|| Error::store_not_found(name.as_str()))?;
         inner.count_out(&entry.store.tenant);
+        inner.append_change(ChangeKind::Deleted, &entry.store);
         Ok(())
+    }
+
+    async fn changes(&self, query: &ChangeQuery) -> Result<Vec<Change>> {
+        let inner = self.lock();
+        super::feed::check_cursor(query.after, inner.purged_through, inner.last_seq)?;
+        let after = query.after.unwrap_or(0);
+        // Sequences are dense in memory: the first wanted change is at a known offset.
+        let first = inner.changes.front().map_or(0, |c| c.seq);
+        let skip = usize::try_from((after + 1).saturating_sub(first)).unwrap_or(usize::MAX);
+        Ok(inner
+            .changes
+            .iter()
+            .skip(skip)
+            .filter(|c| query.tenant.as_ref().is_none_or(|t| c.store.tenant == *t))
+            .take(query.batch() as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn change_head(&self) -> Result<u64> {
+        Ok(self.lock().last_seq)
+    }
+
+    async fn purge_changes(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut inner = self.lock();
+        let mut n = 0;
+        while inner.changes.front().is_some_and(|c| c.at < before) {
+            if let Some(c) = inner.changes.pop_front() {
+                inner.purged_through = c.seq;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     async fn idempotency_begin(
@@ -248,8 +298,8 @@ impl StateStore for MemoryStore {
     ) -> Result<Option<StoredResponse>> {
         let now = store::now();
         let mut inner = self.lock();
-        if let Some(r) = inner.idempotency.get(key).filter(|r| r.expires_at > now)
-            && let Some(resp) = idem_live(r, request_hash, now)?
+        if let Some(resp) =
+            super::rows::begin_decision(inner.idempotency.get(key), request_hash, now)?
         {
             return Ok(Some(resp));
         }

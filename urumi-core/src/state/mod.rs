@@ -26,6 +26,7 @@
 //! Passwords and API keys never enter a state store.
 
 mod cursor;
+pub(crate) mod feed;
 mod memory;
 mod postgres;
 mod rows;
@@ -41,6 +42,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use feed::{Change, ChangeKind, ChangeQuery, DEFAULT_CHANGE_RETENTION};
 pub use memory::MemoryStore;
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
@@ -201,12 +203,40 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     async fn list(&self, query: &ListQuery) -> Result<Page<Store>>;
 
     /// Replaces the record if its stored version equals `store.version`; returns it
-    /// with the version bumped. Errors: `conflict` (stale version), `not_found`.
-    async fn update(&self, store: &Store) -> Result<Store>;
+    /// with the version bumped, and appends an `updated` change in the same transaction.
+    /// Errors: `conflict` (stale version), `not_found`.
+    async fn update(&self, store: &Store) -> Result<Store> {
+        self.update_with(store, None).await
+    }
 
-    /// Drops the record (and its lease). Errors: `not_found`. Audit events and the
-    /// tenant's creation history stay.
+    /// [`update`](Self::update), and completes `idempotency` (when given) in the same
+    /// transaction, so a duplicate request can never see the change without its
+    /// response, nor the response without the change. Errors: those of `update`, and
+    /// `idempotency_mismatch` / `conflict` as for [`insert`](Self::insert).
+    async fn update_with(
+        &self,
+        store: &Store,
+        idempotency: Option<&IdempotentInsert>,
+    ) -> Result<Store>;
+
+    /// Drops the record (and its lease) and appends a `deleted` change carrying the last
+    /// record, in one transaction. Errors: `not_found`. Audit events and the tenant's
+    /// creation history stay.
     async fn delete(&self, name: &StoreName) -> Result<()>;
+
+    /// The change feed: changes after `query.after`, in sequence (commit) order, at most
+    /// `query.batch()`. Every insert, update and delete appended one, in its own
+    /// transaction. Errors: `cursor_expired` when `after` is older than what retention
+    /// kept, or beyond the newest change (a cursor of another database).
+    async fn changes(&self, query: &ChangeQuery) -> Result<Vec<Change>>;
+
+    /// The `seq` of the newest change (0 when none was ever written): where a follower
+    /// that wants only what happens from now on starts.
+    async fn change_head(&self) -> Result<u64>;
+
+    /// Drops changes written before `before` (retention); returns how many. Cursors
+    /// older than what remains become `cursor_expired`.
+    async fn purge_changes(&self, before: DateTime<Utc>) -> Result<u64>;
 
     /// Begins a request under `key`. `Ok(None)`: the caller owns the key and must
     /// finish it with [`insert`](Self::insert), [`idempotency_complete`](Self::idempotency_complete)

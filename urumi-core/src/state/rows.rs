@@ -205,7 +205,8 @@ pub(crate) fn migrate_error(
     }
 }
 
-/// An idempotency record as both SQL backends read it.
+/// An idempotency record as every backend keeps it.
+#[derive(Debug, Clone)]
 pub(crate) struct IdemRow {
     pub request_hash: String,
     pub response: Option<super::StoredResponse>,

@@ -64,17 +64,22 @@ impl std::str::FromStr for Plan {
 }
 
 /// The resources one plan grants a store's namespace. Quantities are Kubernetes
-/// quantity strings (`500m`, `1Gi`). Configured in TOML with snake_case keys
-/// (`cpu_request = "500m"`).
+/// quantity strings (`500m`, `1Gi`). Configured in TOML with camelCase keys
+/// (`cpuRequest = "500m"`; `cpu_request` is accepted too); unknown keys are refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlanSize {
     /// Total CPU requests (`requests.cpu`).
+    #[serde(alias = "cpu_request")]
     pub cpu_request: String,
     /// Total CPU limits (`limits.cpu`).
+    #[serde(alias = "cpu_limit")]
     pub cpu_limit: String,
     /// Total memory requests (`requests.memory`).
+    #[serde(alias = "memory_request")]
     pub memory_request: String,
     /// Total memory limits (`limits.memory`).
+    #[serde(alias = "memory_limit")]
     pub memory_limit: String,
     /// Maximum number of pods.
     pub pods: u32,
@@ -100,7 +105,7 @@ impl PlanSize {
 
 /// The configurable size of every plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Plans {
     /// The `small` plan.
     pub small: PlanSize,

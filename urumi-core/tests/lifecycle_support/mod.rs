@@ -23,7 +23,9 @@ use urumi_core::limits::Limits;
 use urumi_core::orchestrator::RetryPolicy;
 use urumi_core::state::{self, StateStore};
 use urumi_core::store::{AuditEvent, Status, Store, TenantId};
-use urumi_core::{Caller, ErrorKind, KubeProvisioner, Provisioner, ProvisionerSettings};
+use urumi_core::{
+    Caller, ErrorKind, KubeProvisioner, Provisioner, ProvisionerSettings, RequestOptions,
+};
 
 /// How long a store may take to become Ready on the local cluster (it takes ~4 s).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(120);
@@ -129,11 +131,8 @@ pub fn tenant(t: &str) -> TenantId {
 
 /// Waits for Ready; on anything else fails with the store's last message and trail.
 pub async fn wait_ready(p: &dyn Provisioner, name: &str) -> Store {
-    match p
-        .wait(&admin(), name, Some(Status::Ready), READY_TIMEOUT)
-        .await
-    {
-        Ok(Some(store)) => store,
+    match p.wait(&admin(), name, Status::Ready, READY_TIMEOUT).await {
+        Ok(store) => store,
         other => panic!(
             "store {name} did not become Ready: {other:?}\nrecord: {:?}\ntrail:\n{}\n\
              in the cluster:\n{}",
@@ -146,12 +145,12 @@ pub async fn wait_ready(p: &dyn Provisioner, name: &str) -> Store {
 
 /// Requests deletion (a missing store is fine) and waits until the record is gone.
 pub async fn delete_and_wait(p: &dyn Provisioner, name: &str) {
-    match p.delete(&admin(), name).await {
+    match p.delete(&admin(), name, RequestOptions::default()).await {
         Ok(_) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => return,
         Err(e) => panic!("delete {name}: {e}"),
     }
-    if let Err(e) = p.wait(&admin(), name, None, GONE_TIMEOUT).await {
+    if let Err(e) = p.wait_deleted(&admin(), name, GONE_TIMEOUT).await {
         panic!(
             "store {name} was not deleted: {e}\nrecord: {:?}",
             p.get(&admin(), name).await
@@ -395,5 +394,57 @@ impl Drop for Cleanup {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .status();
+    }
+}
+
+/// Fails if anything a tenant reads about `name` — its record's message, its audit
+/// trail, its changes in the feed — carries an URL, the API server's address, a file
+/// path, a host:port, or a line of helm's stderr.
+pub async fn assert_tenant_safe(p: &dyn Provisioner, name: &str) {
+    use futures::StreamExt;
+    let mut texts = Vec::new();
+    if let Ok(store) = p.get(&admin(), name).await {
+        texts.push(("message".to_owned(), store.message));
+    }
+    for e in trail(p, name).await {
+        texts.push((format!("audit {}", e.action), e.detail));
+    }
+    let mut feed = p.changes(&admin(), Some(0));
+    while let Ok(Some(Ok(change))) =
+        tokio::time::timeout(Duration::from_millis(300), feed.next()).await
+    {
+        if change.store.name.as_str() == name {
+            texts.push((format!("change {}", change.seq), change.store.message));
+        }
+    }
+    let api_server = std::env::var("KUBECONFIG")
+        .ok()
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .and_then(|config| {
+            config.lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix("server:")
+                    .map(|s| s.trim().to_owned())
+            })
+        })
+        .unwrap_or_else(|| "https://127.0.0.1".to_owned());
+    let host = api_server.trim_start_matches("https://").to_owned();
+    let forbidden = [
+        "://",
+        "/tmp/",
+        "/root/",
+        "/var/",
+        "/work/",
+        "127.0.0.1:",
+        "Error:",
+        "FAILED",
+        "stderr",
+    ];
+    assert!(!texts.is_empty(), "nothing to check for {name}");
+    for (what, text) in &texts {
+        assert!(!text.contains(&host), "{what} shows the API server: {text}");
+        for f in forbidden {
+            assert!(!text.contains(f), "{what} contains {f:?}: {text}");
+        }
     }
 }

@@ -92,6 +92,12 @@ macro_rules! state_cases {
             case_lease_expires_and_can_be_taken_over,
             case_claim_next_takes_only_unleased_work,
             case_claim_next_concurrent_workers_are_disjoint,
+            case_changes_record_create_update_delete_in_order,
+            case_changes_resume_from_any_cursor_without_gaps,
+            case_changes_are_scoped_by_tenant,
+            case_changes_purged_or_foreign_cursors_expire,
+            case_concurrent_writes_appear_once_each_in_commit_order,
+            case_idempotent_update_completes_its_key_with_the_write,
         );
     };
     (@each $factory:path; $($case:ident),* $(,)?) => {

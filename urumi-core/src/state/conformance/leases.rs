@@ -99,10 +99,8 @@ pub async fn case_claim_next_takes_only_unleased_work(store: Arc<dyn StateStore>
         .claim_lease(&name("w-held"), "other", LONG)
         .await
         .expect("hold one");
-    let claimed = store
-        .claim_next("worker-a", Duration::from_millis(1000), 10)
-        .await
-        .expect("claim");
+    // A long TTL: nothing below may depend on how fast this machine is.
+    let claimed = store.claim_next("worker-a", LONG, 10).await.expect("claim");
     let mut got: Vec<String> = claimed.iter().map(|s| s.name.to_string()).collect();
     got.sort();
     assert_eq!(
@@ -127,15 +125,36 @@ pub async fn case_claim_next_takes_only_unleased_work(store: Arc<dyn StateStore>
         ErrorKind::Conflict,
         "claim_next really took the lease"
     );
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let after = store
-        .claim_next("worker-b", LONG, 2)
+    // Expiry: three more stores leased for 50 ms become claimable again, up to the
+    // limit, while the long leases above stay held. Waits on the condition (bounded),
+    // not on a fixed sleep.
+    for n in ["x-1", "x-2", "x-3"] {
+        insert_ok(&store, &mk_store(n, "acme")).await;
+    }
+    let short = store
+        .claim_next("worker-c", Duration::from_millis(50), 10)
         .await
-        .expect("claim after expiry");
+        .expect("claim the new ones");
+    assert_eq!(short.len(), 3, "only the three unleased stores: {short:?}");
+    let started = std::time::Instant::now();
+    let after = loop {
+        let got = store
+            .claim_next("worker-b", LONG, 2)
+            .await
+            .expect("claim after expiry");
+        if !got.is_empty() || started.elapsed() > Duration::from_secs(10) {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(
         after.len(),
         2,
         "expired leases are claimable again, up to the limit"
+    );
+    assert!(
+        after.iter().all(|s| s.name.as_str().starts_with("x-")),
+        "only the expired ones: {after:?}"
     );
 }
 

@@ -1,9 +1,9 @@
 //! The conformance suite every [`StateStore`] runs (the object_store pattern).
 //!
 //! ```text
-//!  tests/state_memory.rs ─┐
-//!  tests/state_sqlite.rs ─┼─ state_cases!(factory) ──▶ one #[tokio::test] per `case_*` below
-//!  tests/state_postgres.rs┘        each gets a fresh, empty Arc<dyn StateStore>
+//!  tests/state/conformance.rs: memory ─┐
+//!                              sqlite ─┼─ state_cases!(factory) (tests/state/main.rs) ──▶ one
+//!                            postgres ─┘   #[tokio::test] per `case_*` below, each on a fresh store
 //! ```
 //!
 //! Each `case_*` panics with a message naming the broken behaviour. Not part of the
@@ -12,11 +12,13 @@
 
 mod basics;
 mod concurrency;
+mod feed;
 mod idempotency;
 mod leases;
 
 pub use basics::*;
 pub use concurrency::*;
+pub use feed::*;
 pub use idempotency::*;
 pub use leases::*;
 

@@ -110,6 +110,15 @@ impl PostgresStore {
     }
 }
 
+// Appends take this lock so that `seq` order is commit order (see the migration).
+crate::state::feed::sql_feed!(
+    sqlx::Postgres,
+    BACKEND,
+    Some(
+        "SELECT pg_advisory_xact_lock(1970435437, hashtext(current_schema() || '.store_changes'))"
+    )
+);
+
 /// Removes `url` from a message, in case a parser echoed it with its password.
 fn strip_url(message: &str, url: &str) -> String {
     message.replace(url, "<url>")

@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::limits::Usage;
 use crate::state::rows::{IdemRow, db_error, insert_decision, store_cols};
 use crate::state::{
-    IDEMPOTENCY_TTL, IdempotencyKey, InsertOptions, Lease, ListQuery, Page, StateStore,
-    StoredResponse, cursor, expiry, page_of,
+    Change, ChangeKind, ChangeQuery, IDEMPOTENCY_TTL, IdempotencyKey, IdempotentInsert,
+    InsertOptions, Lease, ListQuery, Page, StateStore, StoredResponse, cursor, expiry, page_of,
 };
 use crate::store::{self, AuditEvent, Store, StoreName};
 
@@ -93,19 +93,8 @@ impl StateStore for PostgresStore {
                 name: s.name.to_string(),
             });
         }
-        let mut idem_created = now;
         if let Some(idem) = &opts.idempotency {
-            let row = sqlx::query(IDEM_SELECT_FOR_UPDATE)
-                .bind(&idem.key.scope)
-                .bind(&idem.key.key)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err("insert"))?;
-            let existing = row.as_ref().map(idem_row).transpose()?;
-            insert_decision(existing.as_ref(), &idem.request_hash, now)?;
-            if let Some(r) = existing.filter(|r| r.expires_at > now) {
-                idem_created = r.created_at;
-            }
+            complete_key(&mut tx, idem, now).await?;
         }
         let window_start = opts.limits.window_start(now);
         let (tenant_stores, total_stores): (i64, i64) =
@@ -171,20 +160,8 @@ impl StateStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(err("insert"))?;
-        if let Some(idem) = &opts.idempotency {
-            sqlx::query(IDEM_UPSERT)
-                .bind(&idem.key.scope)
-                .bind(&idem.key.key)
-                .bind(&idem.request_hash)
-                .bind(Some(i32::from(idem.response.status)))
-                .bind(Some(&idem.response.body))
-                .bind(idem_created)
-                .bind(expiry(idem_created, IDEMPOTENCY_TTL)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(err("insert"))?;
-        }
         let stored = to_store(&row)?;
+        super::append_change(&mut tx, ChangeKind::Created, &stored).await?;
         tx.commit().await.map_err(err("insert"))?;
         Ok(stored)
     }
@@ -230,7 +207,15 @@ impl StateStore for PostgresStore {
         }))
     }
 
-    async fn update(&self, s: &Store) -> Result<Store> {
+    async fn update_with(
+        &self,
+        s: &Store,
+        idempotency: Option<&IdempotentInsert>,
+    ) -> Result<Store> {
+        let mut tx = self.pool.begin().await.map_err(err("update"))?;
+        if let Some(idem) = idempotency {
+            complete_key(&mut tx, idem, store::now()).await?;
+        }
         let row = sqlx::query(concat!(
             "UPDATE stores SET tenant = $2, engine = $3, plan = $4, status = $5, step = $6, \
              message = $7, namespace = $8, storefront_url = $9, admin_url = $10, \
@@ -253,15 +238,18 @@ impl StateStore for PostgresStore {
         .bind(s.provisioning_seconds)
         .bind(i64::from(s.attempts))
         .bind(i64::try_from(s.version).unwrap_or(i64::MAX))
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(err("update"))?;
         if let Some(row) = row {
-            return to_store(&row);
+            let stored = to_store(&row)?;
+            super::append_change(&mut tx, ChangeKind::Updated, &stored).await?;
+            tx.commit().await.map_err(err("update"))?;
+            return Ok(stored);
         }
         let current: Option<i64> = sqlx::query_scalar("SELECT version FROM stores WHERE name = $1")
             .bind(s.name.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(err("update"))?;
         Err(match current {
@@ -275,15 +263,36 @@ impl StateStore for PostgresStore {
     }
 
     async fn delete(&self, name: &StoreName) -> Result<()> {
-        let done = sqlx::query("DELETE FROM stores WHERE name = $1")
-            .bind(name.as_str())
-            .execute(&self.pool)
-            .await
-            .map_err(err("delete"))?;
-        if done.rows_affected() == 0 {
+        let mut tx = self.pool.begin().await.map_err(err("delete"))?;
+        let row = sqlx::query(concat!(
+            "DELETE FROM stores WHERE name = $1 RETURNING ",
+            store_cols!()
+        ))
+        .bind(name.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err("delete"))?;
+        let Some(row) = row else {
             return Err(Error::store_not_found(name.as_str()));
-        }
-        Ok(())
+        };
+        let last = to_store(&row)?;
+        super::append_change(&mut tx, ChangeKind::Deleted, &last).await?;
+        tx.commit().await.map_err(err("delete"))
+    }
+
+    async fn changes(&self, query: &ChangeQuery) -> Result<Vec<Change>> {
+        super::read_changes(&self.pool, query).await
+    }
+
+    async fn change_head(&self) -> Result<u64> {
+        super::read_change_head(&self.pool).await
+    }
+
+    async fn purge_changes(&self, before: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.pool.begin().await.map_err(err("purge_changes"))?;
+        let n = super::purge_changes_in(&mut tx, before).await?;
+        tx.commit().await.map_err(err("purge_changes"))?;
+        Ok(n)
     }
 
     async fn idempotency_begin(
@@ -404,4 +413,36 @@ impl StateStore for PostgresStore {
             .map(|_| ())
             .map_err(err("ping"))
     }
+}
+
+/// Completes an idempotency key inside a transaction (the key's row locked): refuses a
+/// key begun with another request or already completed, then stores the response.
+async fn complete_key(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    idem: &IdempotentInsert,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let row = sqlx::query(IDEM_SELECT_FOR_UPDATE)
+        .bind(&idem.key.scope)
+        .bind(&idem.key.key)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(err("idempotency"))?;
+    let existing = row.as_ref().map(idem_row).transpose()?;
+    insert_decision(existing.as_ref(), &idem.request_hash, now)?;
+    let created = existing
+        .filter(|r| r.expires_at > now)
+        .map_or(now, |r| r.created_at);
+    sqlx::query(IDEM_UPSERT)
+        .bind(&idem.key.scope)
+        .bind(&idem.key.key)
+        .bind(&idem.request_hash)
+        .bind(Some(i32::from(idem.response.status)))
+        .bind(Some(&idem.response.body))
+        .bind(created)
+        .bind(expiry(created, IDEMPOTENCY_TTL)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(err("idempotency"))?;
+    Ok(())
 }

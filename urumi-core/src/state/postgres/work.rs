@@ -128,17 +128,18 @@ impl PostgresStore {
         ttl: Duration,
         limit: u32,
     ) -> Result<Vec<Store>> {
-        let now = store::now();
+        // Leases are computed from the database's clock, so replicas whose clocks
+        // disagree still agree on when a lease lapses.
         let rows = sqlx::query(concat!(
-            "UPDATE stores SET lease_owner = $1, lease_expires_at = $2 WHERE name IN (\
+            "UPDATE stores SET lease_owner = $1, \
+             lease_expires_at = clock_timestamp() + make_interval(secs => $2) WHERE name IN (\
              SELECT name FROM stores WHERE status IN ('Pending', 'Provisioning', 'Deleting') \
-             AND (lease_owner IS NULL OR lease_expires_at <= $3) \
-             ORDER BY updated_at, name LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING ",
+             AND (lease_owner IS NULL OR lease_expires_at <= clock_timestamp()) \
+             ORDER BY updated_at, name LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING ",
             store_cols!()
         ))
         .bind(owner)
-        .bind(expiry(now, ttl)?)
-        .bind(now)
+        .bind(ttl_secs(ttl)?)
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
@@ -155,24 +156,25 @@ impl PostgresStore {
         ttl: Duration,
         claim: bool,
     ) -> Result<Lease> {
-        let now = store::now();
-        let expires_at = expiry(now, ttl)?;
+        // The database's clock decides expiry (see claim_next_impl).
         let sql = if claim {
-            "UPDATE stores SET lease_owner = $2, lease_expires_at = $3 WHERE name = $1 AND \
-             (lease_owner IS NULL OR lease_owner = $2 OR lease_expires_at <= $4)"
+            "UPDATE stores SET lease_owner = $2, \
+             lease_expires_at = clock_timestamp() + make_interval(secs => $3) WHERE name = $1 AND \
+             (lease_owner IS NULL OR lease_owner = $2 OR lease_expires_at <= clock_timestamp()) \
+             RETURNING lease_expires_at"
         } else {
-            "UPDATE stores SET lease_owner = $2, lease_expires_at = $3 WHERE name = $1 AND \
-             lease_owner = $2 AND $4::timestamptz IS NOT NULL"
+            "UPDATE stores SET lease_owner = $2, \
+             lease_expires_at = clock_timestamp() + make_interval(secs => $3) WHERE name = $1 AND \
+             lease_owner = $2 RETURNING lease_expires_at"
         };
-        let done = sqlx::query(sql)
+        let expires_at: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(sql)
             .bind(name.as_str())
             .bind(owner)
-            .bind(expires_at)
-            .bind(now)
-            .execute(&self.pool)
+            .bind(ttl_secs(ttl)?)
+            .fetch_optional(&self.pool)
             .await
             .map_err(err("lease"))?;
-        if done.rows_affected() == 0 {
+        let Some(expires_at) = expires_at else {
             let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM stores WHERE name = $1")
                 .bind(name.as_str())
                 .fetch_optional(&self.pool)
@@ -185,11 +187,24 @@ impl PostgresStore {
                     name.as_str()
                 )),
             });
-        }
+        };
         Ok(Lease {
             store: name.clone(),
             owner: owner.to_owned(),
             expires_at,
+        })
+    }
+}
+
+/// A lease TTL in (fractional) seconds for `make_interval`; `invalid_spec` when absurd.
+fn ttl_secs(ttl: Duration) -> Result<f64> {
+    let secs = ttl.as_secs_f64();
+    if secs.is_finite() && secs < 1e9 {
+        Ok(secs)
+    } else {
+        Err(Error::InvalidSpec {
+            field: "ttl",
+            message: format!("{ttl:?} is too long"),
         })
     }
 }

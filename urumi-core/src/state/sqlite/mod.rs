@@ -167,6 +167,8 @@ async fn probe(path: &Path) -> Result<()> {
     Ok(())
 }
 
+crate::state::feed::sql_feed!(sqlx::Sqlite, BACKEND, None);
+
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()
 }

@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::limits::Usage;
 use crate::state::rows::{IdemRow, audit_cols, db_error, insert_decision, store_cols};
 use crate::state::{
-    IdempotencyKey, InsertOptions, Lease, ListQuery, Page, StateStore, StoredResponse, cursor,
-    expiry,
+    Change, ChangeKind, ChangeQuery, IdempotencyKey, IdempotentInsert, InsertOptions, Lease,
+    ListQuery, Page, StateStore, StoredResponse, cursor, expiry,
 };
 use crate::store::{self, AuditEvent, Store, StoreName};
 
@@ -76,19 +76,8 @@ impl StateStore for SqliteStore {
                 name: s.name.to_string(),
             });
         }
-        let mut idem_created = micros(now);
         if let Some(idem) = &opts.idempotency {
-            let row = sqlx::query(IDEM_SELECT)
-                .bind(&idem.key.scope)
-                .bind(&idem.key.key)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(err("insert"))?;
-            let existing = row.as_ref().map(idem_row).transpose()?;
-            insert_decision(existing.as_ref(), &idem.request_hash, now)?;
-            if let Some(r) = existing.filter(|r| r.expires_at > now) {
-                idem_created = micros(r.created_at);
-            }
+            complete_key(&mut tx, idem, now).await?;
         }
         let window_start = micros(opts.limits.window_start(now));
         let (tenant_stores, total_stores): (i64, i64) =
@@ -154,27 +143,8 @@ impl StateStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(err("insert"))?;
-        if let Some(idem) = &opts.idempotency {
-            let created = DateTime::from_timestamp_micros(idem_created).unwrap_or(now);
-            sqlx::query(
-                "INSERT INTO idempotency_keys (scope, key, request_hash, response_status, \
-                 response_body, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-                 ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash, \
-                 response_status = excluded.response_status, response_body = excluded.response_body, \
-                 created_at = excluded.created_at, expires_at = excluded.expires_at",
-            )
-            .bind(&idem.key.scope)
-            .bind(&idem.key.key)
-            .bind(&idem.request_hash)
-            .bind(i64::from(idem.response.status))
-            .bind(&idem.response.body)
-            .bind(idem_created)
-            .bind(micros(expiry(created, crate::state::IDEMPOTENCY_TTL)?))
-            .execute(&mut *tx)
-            .await
-            .map_err(err("insert"))?;
-        }
         let stored = to_store(&row)?;
+        super::append_change(&mut tx, ChangeKind::Created, &stored).await?;
         tx.commit().await.map_err(err("insert"))?;
         Ok(stored)
     }
@@ -219,8 +189,15 @@ impl StateStore for SqliteStore {
         }))
     }
 
-    async fn update(&self, s: &Store) -> Result<Store> {
+    async fn update_with(
+        &self,
+        s: &Store,
+        idempotency: Option<&IdempotentInsert>,
+    ) -> Result<Store> {
         let (_gate, mut tx) = self.write("update").await?;
+        if let Some(idem) = idempotency {
+            complete_key(&mut tx, idem, store::now()).await?;
+        }
         let row = sqlx::query(concat!(
             "UPDATE stores SET tenant = ?2, engine = ?3, plan = ?4, status = ?5, step = ?6, \
              message = ?7, namespace = ?8, storefront_url = ?9, admin_url = ?10, \
@@ -263,22 +240,42 @@ impl StateStore for SqliteStore {
             });
         };
         let stored = to_store(&row)?;
+        super::append_change(&mut tx, ChangeKind::Updated, &stored).await?;
         tx.commit().await.map_err(err("update"))?;
         Ok(stored)
     }
 
     async fn delete(&self, name: &StoreName) -> Result<()> {
         let (_gate, mut tx) = self.write("delete").await?;
-        let done = sqlx::query("DELETE FROM stores WHERE name = ?1")
-            .bind(name.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(err("delete"))?;
-        tx.commit().await.map_err(err("delete"))?;
-        if done.rows_affected() == 0 {
+        let row = sqlx::query(concat!(
+            "DELETE FROM stores WHERE name = ?1 RETURNING ",
+            store_cols!()
+        ))
+        .bind(name.as_str())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err("delete"))?;
+        let Some(row) = row else {
             return Err(Error::store_not_found(name.as_str()));
-        }
-        Ok(())
+        };
+        let last = to_store(&row)?;
+        super::append_change(&mut tx, ChangeKind::Deleted, &last).await?;
+        tx.commit().await.map_err(err("delete"))
+    }
+
+    async fn changes(&self, query: &ChangeQuery) -> Result<Vec<Change>> {
+        super::read_changes(&self.pool, query).await
+    }
+
+    async fn change_head(&self) -> Result<u64> {
+        super::read_change_head(&self.pool).await
+    }
+
+    async fn purge_changes(&self, before: DateTime<Utc>) -> Result<u64> {
+        let (_gate, mut tx) = self.write("purge_changes").await?;
+        let n = super::purge_changes_in(&mut tx, before).await?;
+        tx.commit().await.map_err(err("purge_changes"))?;
+        Ok(n)
     }
 
     async fn idempotency_begin(
@@ -400,4 +397,42 @@ impl StateStore for SqliteStore {
             .map(|_| ())
             .map_err(err("ping"))
     }
+}
+
+/// Completes an idempotency key inside a write transaction: refuses a key begun with
+/// another request or already completed, then stores the response.
+async fn complete_key(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    idem: &IdempotentInsert,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let row = sqlx::query(IDEM_SELECT)
+        .bind(&idem.key.scope)
+        .bind(&idem.key.key)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(err("idempotency"))?;
+    let existing = row.as_ref().map(idem_row).transpose()?;
+    insert_decision(existing.as_ref(), &idem.request_hash, now)?;
+    let created = existing
+        .filter(|r| r.expires_at > now)
+        .map_or(now, |r| r.created_at);
+    sqlx::query(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, response_status, \
+         response_body, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (scope, key) DO UPDATE SET request_hash = excluded.request_hash, \
+         response_status = excluded.response_status, response_body = excluded.response_body, \
+         created_at = excluded.created_at, expires_at = excluded.expires_at",
+    )
+    .bind(&idem.key.scope)
+    .bind(&idem.key.key)
+    .bind(&idem.request_hash)
+    .bind(i64::from(idem.response.status))
+    .bind(&idem.response.body)
+    .bind(micros(created))
+    .bind(micros(expiry(created, crate::state::IDEMPOTENCY_TTL)?))
+    .execute(&mut **tx)
+    .await
+    .map_err(err("idempotency"))?;
+    Ok(())
 }
