@@ -1,0 +1,338 @@
+// Urumi dashboard: plain JS, no build step.
+//   key (sessionStorage) ─▶ api() = fetch /api/v1/… with Authorization: Bearer
+//   follow() = fetch-based SSE reader of /api/v1/events (the key stays in a header, never
+//              in a URL) ─▶ stores Map ─▶ render(); reconnects with Last-Event-ID
+//   #/ = list + create form   #/stores/NAME = one store: timeline, URLs, login, audit, actions
+'use strict';
+
+const KEY = 'urumi.apiKey';
+const app = document.getElementById('app');
+const stores = new Map();
+let lastEventId = null;
+let followAbort = null;
+let timer = null;
+
+const $ = (tag, attrs = {}, ...children) => {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === 'on') for (const [ev, fn] of Object.entries(v)) el.addEventListener(ev, fn);
+    else if (k === 'text') el.textContent = v;
+    else if (v !== undefined && v !== null && v !== false) el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c);
+  return el;
+};
+
+function key() { return sessionStorage.getItem(KEY); }
+
+async function api(method, path, body, headers = {}) {
+  const init = { method, headers: { Authorization: 'Bearer ' + key(), ...headers } };
+  if (body !== undefined) {
+    init.headers['Content-Type'] = 'application/json';
+    init.body = JSON.stringify(body);
+  }
+  const res = await fetch(path, init);
+  const text = await res.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = { detail: text }; }
+  if (!res.ok) {
+    const err = new Error((data && data.detail) || res.statusText);
+    err.problem = data || {};
+    err.status = res.status;
+    if (res.status === 401) { sessionStorage.removeItem(KEY); route(); }
+    throw err;
+  }
+  return data;
+}
+
+function since(iso) {
+  if (!iso) return '';
+  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+  if (s < 90) return Math.round(s) + ' s';
+  if (s < 5400) return Math.round(s / 60) + ' min';
+  if (s < 172800) return Math.round(s / 3600) + ' h';
+  return Math.round(s / 86400) + ' d';
+}
+
+function elapsed(store) {
+  if (store.provisioningSeconds != null) return store.provisioningSeconds.toFixed(1) + ' s to Ready';
+  if (store.status === 'Pending' || store.status === 'Provisioning') return since(store.createdAt) + ' so far';
+  return '';
+}
+
+function badge(status) { return $('span', { class: 'badge ' + status, 'data-testid': 'status', text: status }); }
+
+function setLive(on) {
+  const el = document.getElementById('live');
+  el.textContent = on ? 'live' : 'offline';
+  el.className = on ? 'live' : 'live off';
+}
+
+// ---- the change feed (SSE over fetch) --------------------------------------------------
+async function follow() {
+  if (followAbort) followAbort.abort();
+  const ctl = new AbortController();
+  followAbort = ctl;
+  let wait = 3000;
+  while (!ctl.signal.aborted && key()) {
+    try {
+      const headers = { Authorization: 'Bearer ' + key(), Accept: 'text/event-stream' };
+      if (lastEventId) headers['Last-Event-ID'] = lastEventId;
+      const res = await fetch('/api/v1/events', { headers, signal: ctl.signal });
+      if (res.status === 401) { sessionStorage.removeItem(KEY); route(); return; }
+      if (!res.ok || !res.body) throw new Error('events: ' + res.status);
+      setLive(true);
+      if (!lastEventId) await reload();
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += decoder.decode(value, { stream: true });
+        let cut;
+        while ((cut = buf.search(/\r?\n\r?\n/)) >= 0) {
+          const block = buf.slice(0, cut);
+          buf = buf.slice(cut).replace(/^\r?\n\r?\n/, '');
+          const ev = { event: 'message', data: [], id: null };
+          for (const line of block.split(/\r?\n/)) {
+            if (!line || line.startsWith(':')) continue;
+            const i = line.indexOf(':');
+            const field = i < 0 ? line : line.slice(0, i);
+            const val = i < 0 ? '' : line.slice(i + 1).replace(/^ /, '');
+            if (field === 'data') ev.data.push(val);
+            else if (field === 'event') ev.event = val;
+            else if (field === 'id') ev.id = val;
+            else if (field === 'retry') wait = Number(val) || wait;
+          }
+          if (ev.id) lastEventId = ev.id;
+          onEvent(ev.event, ev.data.join('\n'));
+        }
+      }
+    } catch (e) {
+      if (ctl.signal.aborted) return;
+    }
+    setLive(false);
+    await new Promise(r => setTimeout(r, wait));
+  }
+}
+
+function onEvent(type, data) {
+  if (type === 'store') {
+    const s = JSON.parse(data);
+    const old = stores.get(s.name);
+    if (!old || old.version <= s.version) stores.set(s.name, s);
+    changed(s.name);
+  } else if (type === 'deleted') {
+    const { name } = JSON.parse(data);
+    stores.delete(name);
+    changed(name, true);
+  } else if (type === 'reset') {
+    lastEventId = null;
+    reload();
+  }
+}
+
+async function reload() {
+  stores.clear();
+  let cursor = null;
+  do {
+    const q = '/api/v1/stores?limit=1000' + (cursor ? '&cursor=' + encodeURIComponent(cursor) : '');
+    const page = await api('GET', q);
+    for (const s of page.items) stores.set(s.name, s);
+    cursor = page.nextCursor;
+  } while (cursor);
+  route();
+}
+
+let refreshEvents = null;
+function changed(name, gone) {
+  const view = current();
+  if (view.page === 'list') renderList();
+  else if (view.name === name) {
+    renderStore(view.name, gone);
+    clearTimeout(refreshEvents);
+    refreshEvents = setTimeout(() => loadEvents(name), 300);
+  }
+}
+
+// ---- views -----------------------------------------------------------------------------
+function current() {
+  const m = location.hash.match(/^#\/stores\/([a-z0-9-]+)$/);
+  return m ? { page: 'store', name: m[1] } : { page: 'list' };
+}
+
+function route() {
+  clearInterval(timer);
+  document.getElementById('forget').hidden = !key();
+  if (!key()) return renderLogin();
+  const view = current();
+  if (view.page === 'store') { renderStore(view.name); loadEvents(view.name); }
+  else renderList();
+  timer = setInterval(() => document.querySelectorAll('[data-since]').forEach(el => {
+    const s = stores.get(el.dataset.since);
+    if (s) el.textContent = elapsed(s);
+  }), 1000);
+}
+
+function renderLogin() {
+  const input = $('input', { type: 'password', name: 'key', autocomplete: 'off', placeholder: 'API key', 'data-testid': 'key' });
+  app.replaceChildren($('div', { class: 'card' },
+    $('h1', { text: 'Sign in' }),
+    $('p', { class: 'muted', text: 'Enter an API key. It is kept in this tab only (sessionStorage) and sent as a header.' }),
+    $('form', { class: 'row', on: { submit: e => {
+      e.preventDefault();
+      if (!input.value.trim()) return;
+      sessionStorage.setItem(KEY, input.value.trim());
+      lastEventId = null;
+      follow();
+      route();
+    } } }, input, $('button', { type: 'submit', text: 'Continue' }))));
+}
+
+function createForm() {
+  const name = $('input', { name: 'name', required: true, placeholder: 'shop1', 'data-testid': 'create-name', autocapitalize: 'off' });
+  const plan = $('select', { name: 'plan', 'data-testid': 'create-plan' },
+    ['small', 'medium', 'large'].map(p => $('option', { value: p, text: p })));
+  const engine = $('select', { name: 'engine' }, $('option', { value: 'woocommerce', text: 'woocommerce' }));
+  const nameErr = $('div', { class: 'field-error', 'data-testid': 'name-error' });
+  const formErr = $('div', { class: 'error', role: 'alert', 'data-testid': 'create-error' });
+  const submit = $('button', { type: 'submit', text: 'Create store', 'data-testid': 'create' });
+  const form = $('form', { class: 'row', on: { submit: async e => {
+    e.preventDefault();
+    nameErr.textContent = ''; formErr.textContent = ''; name.removeAttribute('aria-invalid');
+    submit.disabled = true;
+    try {
+      const s = await api('POST', '/api/v1/stores', { name: name.value.trim(), plan: plan.value, engine: engine.value },
+        { 'Idempotency-Key': crypto.randomUUID ? crypto.randomUUID() : String(Math.random()) });
+      stores.set(s.name, s);
+      name.value = '';
+      renderList();
+    } catch (err) {
+      const p = err.problem || {};
+      const fields = p.errors || [];
+      const onName = fields.find(f => f.field === 'name');
+      if (onName || p.code === 'invalid_name' || p.code === 'store_exists') {
+        name.setAttribute('aria-invalid', 'true');
+        nameErr.textContent = p.detail || (onName && onName.message);
+      } else {
+        formErr.textContent = err.message;
+      }
+    } finally { submit.disabled = false; }
+  } } },
+  $('label', {}, 'Name', name, nameErr), $('label', {}, 'Plan', plan), $('label', {}, 'Engine', engine),
+  $('label', {}, '\u00a0', submit));
+  return $('div', { class: 'card' }, $('h2', { text: 'New store' }), form, formErr);
+}
+
+function renderList() {
+  const list = [...stores.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  const rows = list.map(s => $('tr', { 'data-store': s.name },
+    $('td', {}, $('a', { href: '#/stores/' + s.name, text: s.name })),
+    $('td', {}, badge(s.status)),
+    $('td', { class: 'hide-sm', text: s.plan }),
+    $('td', {}, $('div', { text: s.message }), $('div', { class: 'muted', 'data-since': s.name, text: elapsed(s) })),
+    $('td', { class: 'hide-sm muted', text: s.tenant })));
+  const table = $('div', { class: 'card' }, $('h2', { text: 'Stores (' + list.length + ')' }),
+    list.length ? $('table', { 'data-testid': 'stores' },
+      $('thead', {}, $('tr', {}, ['Name', 'Status', 'Plan', 'Progress', 'Tenant'].map((h, i) =>
+        $('th', { class: i === 2 || i === 4 ? 'hide-sm' : null, text: h })))),
+      $('tbody', {}, rows))
+      : $('p', { class: 'muted', 'data-testid': 'stores', text: 'No stores yet.' }));
+  const existing = app.querySelector('[data-view=list]');
+  if (existing) { existing.lastChild.replaceWith(table); return; }
+  app.replaceChildren($('div', { 'data-view': 'list' }, $('h1', { text: 'Stores' }), createForm(), table));
+}
+
+function storeActions(s) {
+  const out = $('div', { class: 'error', role: 'alert', 'data-testid': 'action-error' });
+  const act = (label, cls, fn, testid) => $('button', { class: cls, 'data-testid': testid, text: label, on: { click: async e => {
+    e.target.disabled = true; out.textContent = '';
+    try { await fn(); } catch (err) { out.textContent = err.message; } finally { e.target.disabled = false; }
+  } } });
+  const buttons = [];
+  if (s.status === 'Failed') buttons.push(act('Retry', '', async () => {
+    const r = await api('POST', '/api/v1/stores/' + s.name + '/retry', undefined, { 'Idempotency-Key': 'retry-' + s.name + '-' + s.version });
+    stores.set(r.name, r); renderStore(r.name);
+  }, 'retry'));
+  if (s.status === 'Ready') buttons.push(act('Verify checkout', 'secondary', async () => {
+    const box = document.getElementById('verify');
+    box.textContent = 'Verifying…';
+    const r = await api('POST', '/api/v1/stores/' + s.name + '/verify');
+    box.replaceChildren($('div', { text: r.ok ? 'Verified: the store takes orders' + (r.orderId ? ' (order ' + r.orderId + ')' : '') : 'Verification failed' }),
+      $('ul', {}, r.steps.map(st => $('li', { text: (st.ok ? '✓ ' : '✗ ') + st.name + ' ' + st.ms + ' ms' + (st.detail ? ' — ' + st.detail : '') }))));
+  }, 'verify'));
+  if (s.status !== 'Deleting') buttons.push(act('Delete', 'danger', async () => {
+    if (!confirm('Delete store ' + s.name + '? Its data and volumes are removed.')) return;
+    const r = await api('DELETE', '/api/v1/stores/' + s.name, undefined, { 'Idempotency-Key': 'delete-' + s.name + '-' + s.createdAt });
+    stores.set(r.name, r); renderStore(r.name);
+  }, 'delete'));
+  return [$('div', { class: 'actions' }, buttons), out, $('div', { id: 'verify', class: 'muted' })];
+}
+
+function renderStore(name, gone) {
+  const s = stores.get(name);
+  const view = app.querySelector('[data-view=store]');
+  const events = view && view.dataset.name === name ? view.querySelector('#events') : null;
+  if (!s) {
+    app.replaceChildren($('div', { 'data-view': 'store', 'data-name': name }, $('p', {}, $('a', { href: '#/', text: '← all stores' })),
+      $('div', { class: 'card', 'data-testid': 'gone', text: gone ? 'Store ' + name + ' has been deleted.' : 'No store named ' + name + ' is visible to this key.' })));
+    return;
+  }
+  const url = u => u ? $('a', { href: u, target: '_blank', rel: 'noopener', text: u }) : '—';
+  const login = $('div', { 'data-testid': 'login' }, $('button', { class: 'secondary', 'data-testid': 'reveal', text: 'Reveal admin login', on: { click: async () => {
+    try {
+      const c = await api('GET', '/api/v1/stores/' + name + '/credentials');
+      login.replaceChildren($('div', {}, 'User ', $('code', { class: 'secret', text: c.username }), ' password ',
+        $('code', { class: 'secret', 'data-testid': 'password', text: c.password })),
+        $('div', { class: 'muted', text: 'This read is recorded in the audit trail.' }));
+      setTimeout(() => loadEvents(name), 200);
+    } catch (err) { login.append($('div', { class: 'error', text: err.message })); }
+  } } }));
+  app.replaceChildren($('div', { 'data-view': 'store', 'data-name': name },
+    $('p', {}, $('a', { href: '#/', text: '← all stores' })),
+    $('div', { class: 'card' },
+      $('h1', {}, name + ' ', badge(s.status)),
+      $('dl', { class: 'grid' },
+        $('dt', { text: 'Step' }), $('dd', { 'data-testid': 'step', text: s.step }),
+        $('dt', { text: 'Message' }), $('dd', { 'data-testid': 'message', text: s.message }),
+        $('dt', { text: 'Timer' }), $('dd', { 'data-since': name, text: elapsed(s) }),
+        $('dt', { text: 'Storefront' }), $('dd', {}, url(s.urls.storefront)),
+        $('dt', { text: 'Admin' }), $('dd', {}, url(s.urls.admin)),
+        $('dt', { text: 'Plan' }), $('dd', { text: s.plan + ' · ' + s.engine + ' · tenant ' + s.tenant }),
+        $('dt', { text: 'Namespace' }), $('dd', { text: s.namespace }),
+        $('dt', { text: 'Created' }), $('dd', { text: new Date(s.createdAt).toLocaleString() + ' (' + since(s.createdAt) + ' ago)' }),
+        $('dt', { text: 'Attempts' }), $('dd', { text: String(s.attempts) })),
+      s.status === 'Failed' ? $('div', { class: 'reason', 'data-testid': 'reason' }, $('strong', { text: 'Failed at ' + s.step + ': ' }), s.message) : null,
+      s.status === 'Ready' ? $('h2', { text: 'Admin login' }) : null, s.status === 'Ready' ? login : null,
+      storeActions(s)),
+    events || $('div', { class: 'card', id: 'events' }, $('p', { class: 'muted', text: 'Loading the audit trail…' }))));
+}
+
+async function loadEvents(name) {
+  let page;
+  try { page = await api('GET', '/api/v1/stores/' + name + '/events?limit=200'); } catch (_) { return; }
+  const box = document.getElementById('events');
+  if (!box) return;
+  const items = page.items.slice().reverse();
+  const steps = items.filter(e => e.action.startsWith('provision.') || ['store.ready', 'store.failed', 'store.create', 'store.retry'].includes(e.action));
+  box.replaceChildren(
+    $('h2', { text: 'Steps' }),
+    $('ul', { class: 'timeline', 'data-testid': 'timeline' }, steps.map(e => $('li', { class: e.outcome },
+      $('strong', { text: e.action.replace('provision.', '') }), ' ', $('span', { class: 'muted', text: new Date(e.at).toLocaleTimeString() }),
+      e.detail ? $('div', { class: 'muted', text: e.detail }) : null))),
+    $('h2', { text: 'Audit trail' }),
+    $('table', { 'data-testid': 'audit' }, $('thead', {}, $('tr', {}, ['When', 'Action', 'Actor', 'Outcome'].map(h => $('th', { text: h })))),
+      $('tbody', {}, page.items.map(e => $('tr', {},
+        $('td', { class: 'muted', text: new Date(e.at).toLocaleString() }), $('td', { text: e.action }),
+        $('td', { text: e.actor }), $('td', { text: e.outcome + (e.detail ? ' — ' + e.detail : '') }))))));
+}
+
+document.getElementById('forget').addEventListener('click', () => {
+  sessionStorage.removeItem(KEY);
+  if (followAbort) followAbort.abort();
+  stores.clear(); lastEventId = null; setLive(false); route();
+});
+window.addEventListener('hashchange', route);
+route();
+if (key()) follow();

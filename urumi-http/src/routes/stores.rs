@@ -1,0 +1,311 @@
+//! `/api/v1/stores…` and `/api/v1/audit`: parse, call the [`Provisioner`], map.
+//!
+//! ```text
+//!  POST   /stores                 AppJson<CreateStoreBody> + Idempotency-Key ─▶ create ─▶ 202 + Location + Store
+//!  GET    /stores?status&tenant&limit&cursor                                 ─▶ list   ─▶ 200 {items,nextCursor}
+//!  GET    /stores/{name}                                                     ─▶ get    ─▶ 200 Store
+//!  DELETE /stores/{name}          + Idempotency-Key                          ─▶ delete ─▶ 202 Store (Deleting)
+//!  POST   /stores/{name}/retry    + Idempotency-Key                          ─▶ retry  ─▶ 202 Store
+//!  GET    /stores/{name}/credentials                                         ─▶ credentials (audited) ─▶ 200
+//!  POST   /stores/{name}/verify                                              ─▶ verify ─▶ 200 VerifyReport
+//!  GET    /stores/{name}/events?limit&cursor   GET /audit?action&tenant&since&limit&cursor ─▶ 200 page
+//! ```
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use urumi_core::RequestOptions;
+use urumi_core::audit::AuditQuery;
+use urumi_core::state::ListQuery;
+use urumi_core::store::{Status, TenantId};
+use utoipa::IntoParams;
+
+use crate::AppState;
+use crate::auth::AuthedCaller;
+use crate::error::{AppError, AppJson, Problem};
+use crate::routes::{AppPath, AppQuery, json};
+use crate::schema::{
+    AuditPage, CreateStoreBody, CredentialsDoc, StoreDoc, StorePage, VerifyReportDoc,
+};
+
+/// `Idempotency-Key` → [`RequestOptions`].
+fn request_options(headers: &HeaderMap) -> Result<RequestOptions, AppError> {
+    match headers.get("idempotency-key") {
+        None => Ok(RequestOptions::default()),
+        Some(v) => {
+            let key = v.to_str().map_err(|_| {
+                AppError::invalid_field("Idempotency-Key", "must be printable ASCII")
+            })?;
+            if key.is_empty() || key.len() > urumi_core::provisioner::MAX_IDEMPOTENCY_KEY_LEN {
+                return Err(AppError::invalid_field(
+                    "Idempotency-Key",
+                    format!(
+                        "must be 1 to {} characters",
+                        urumi_core::provisioner::MAX_IDEMPOTENCY_KEY_LEN
+                    ),
+                ));
+            }
+            Ok(RequestOptions::idempotency_key(key))
+        }
+    }
+}
+
+fn accepted(store: &urumi_core::store::Store, location: bool) -> Response {
+    let mut response = (StatusCode::ACCEPTED, json(store)).into_response();
+    if location {
+        let path = format!("/api/v1/stores/{}", store.name.as_str());
+        if let Ok(v) = HeaderValue::from_str(&path) {
+            response.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    response
+}
+
+/// Accepts a store; provisioning runs in the background.
+#[utoipa::path(post, path = "/api/v1/stores", tag = "stores", request_body = CreateStoreBody,
+    params(("Idempotency-Key" = Option<String>, Header, description = "makes the request safe to repeat")),
+    responses(
+        (status = 202, description = "accepted", body = StoreDoc, headers(("Location" = String))),
+        (status = 409, description = "store_exists, idempotency_in_progress", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_name, invalid_spec, idempotency_mismatch", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "quota_exceeded, rate_limited", body = Problem, content_type = "application/problem+json"),
+    ), security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    AuthedCaller(caller): AuthedCaller,
+    headers: HeaderMap,
+    AppJson(body): AppJson<CreateStoreBody>,
+) -> Result<Response, AppError> {
+    let opts = request_options(&headers)?;
+    let store = state.provisioner.create(&caller, body.into(), opts).await?;
+    Ok(accepted(&store, true))
+}
+
+/// `GET /api/v1/stores` filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Only stores with this status.
+    status: Option<String>,
+    /// Only this tenant's stores (admins).
+    tenant: Option<String>,
+    /// Page size, 1–1000 (default 50).
+    limit: Option<String>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+fn parse_limit(limit: Option<&str>) -> Result<Option<u32>, AppError> {
+    limit
+        .map(|l| {
+            l.parse::<u32>()
+                .map_err(|_| AppError::invalid_field("limit", "must be a number from 1 to 1000"))
+        })
+        .transpose()
+}
+
+fn parse_tenant(tenant: Option<String>) -> Result<Option<TenantId>, AppError> {
+    tenant
+        .filter(|t| !t.is_empty())
+        .map(|t| TenantId::new(t).map_err(AppError::from))
+        .transpose()
+}
+
+/// Lists the stores the caller may see, newest first.
+#[utoipa::path(get, path = "/api/v1/stores", tag = "stores", params(ListParams),
+    responses((status = 200, body = StorePage), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    AuthedCaller(caller): AuthedCaller,
+    AppQuery(q): AppQuery<ListParams>,
+) -> Result<Response, AppError> {
+    let status = q
+        .status
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<Status>().map_err(|_| {
+                AppError::invalid_field(
+                    "status",
+                    "must be Pending, Provisioning, Ready, Failed or Deleting",
+                )
+            })
+        })
+        .transpose()?;
+    let query = ListQuery {
+        tenant: parse_tenant(q.tenant)?,
+        status,
+        limit: parse_limit(q.limit.as_deref())?,
+        cursor: q.cursor.filter(|c| !c.is_empty()),
+    };
+    let page = state.provisioner.list(&caller, query).await?;
+    Ok(
+        json(&serde_json::json!({"items": page.items, "nextCursor": page.next_cursor}))
+            .into_response(),
+    )
+}
+
+/// One store.
+#[utoipa::path(get, path = "/api/v1/stores/{name}", tag = "stores",
+    params(("name" = String, Path)),
+    responses((status = 200, body = StoreDoc), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<AppState>,
+    AuthedCaller(caller): AuthedCaller,
+    AppPath(name): AppPath<String>,
+) -> Result<Response, AppError> {
+    Ok(json(&state.provisioner.get(&caller, &name).await?).into_response())
+}
+
+/// Starts deleting a store.
+#[utoipa::path(delete, path = "/api/v1/stores/{name}", tag = "stores",
+    params(("name" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 202, body = StoreDoc), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    AuthedCaller(caller): AuthedCaller,
+    headers: HeaderMap,
+    AppPath(name): AppPath<String>,
+) -> Result<Response, AppError> {
+    let opts = request_options(&headers)?;
+    Ok(accepted(
+        &state.provisioner.delete(&caller, &name, opts).await?,
+        false,
+    ))
+}
+
+/// Retries a `Failed` store from its failed step.
+#[utoipa::path(post, path = "/api/v1/stores/{name}/retry", tag = "stores",
+    params(("name" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 202, body = StoreDoc), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict: not Failed", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn retry(
+    State(state): State<AppState>,
+    AuthedCaller(caller): AuthedCaller,
+    headers: HeaderMap,
+    AppPath(name): AppPath<String>,
+) -> Result<Response, AppError> {
+    let opts = request_options(&headers)?;
+    Ok(accepted(
+        &state.provisioner.retry(&caller, &name, opts).await?,
+        false,
+    ))
+}
+
+/// The store's admin login (each read is audited).
+#[utoipa::path(get, path = "/api/v1/stores/{name}/credentials", tag = "stores",
+    params(("name" = String, Path)),
+    responses((status = 200, body = CredentialsDoc), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn credentials(
+    State(state): State<AppState>,
+    AuthedCaller(caller): AuthedCaller,
+    AppPath(name): AppPath<String>,
+) -> Result<Response, AppError> {
+    let creds = state.provisioner.credentials(&caller, &name).await?;
+    let mut response = json(&creds).into_response();
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+/// Proves a Ready store sells: storefront, cart, COD checkout, order read back.
+#[utoipa::path(post, path = "/api/v1/stores/{name}/verify", tag = "stores",
+    params(("name" = String, Path)),
+    responses((status = 200, body = VerifyReportDoc), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "not Ready", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn verify(
+    State(state): State<AppState>,
+    AuthedCaller(caller): AuthedCaller,
+    AppPath(name): AppPath<String>,
+) -> Result<Response, AppError> {
+    Ok(json(&state.provisioner.verify(&caller, &name).await?).into_response())
+}
+
+/// `…/events` paging.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Page size, 1–1000 (default 50).
+    limit: Option<String>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// The store's audit trail, newest first.
+#[utoipa::path(get, path = "/api/v1/stores/{name}/events", tag = "stores",
+    params(("name" = String, Path), PageParams),
+    responses((status = 200, body = AuditPage), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn events(
+    State(state): State<AppState>,
+    AuthedCaller(caller): AuthedCaller,
+    AppPath(name): AppPath<String>,
+    AppQuery(q): AppQuery<PageParams>,
+) -> Result<Response, AppError> {
+    let query = AuditQuery {
+        limit: parse_limit(q.limit.as_deref())?,
+        cursor: q.cursor.filter(|c| !c.is_empty()),
+        ..AuditQuery::default()
+    };
+    let page = state.provisioner.events(&caller, &name, query).await?;
+    Ok(
+        json(&serde_json::json!({"items": page.items, "nextCursor": page.next_cursor}))
+            .into_response(),
+    )
+}
+
+/// `GET /api/v1/audit` filters.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// An action (`store.create`) or a prefix (`provision.*`).
+    action: Option<String>,
+    /// Only this tenant (admins).
+    tenant: Option<String>,
+    /// RFC 3339: only events at or after.
+    since: Option<String>,
+    /// Page size, 1–1000 (default 50).
+    limit: Option<String>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// Every audit event the caller may see, newest first.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditParams),
+    responses((status = 200, body = AuditPage), (status = 422, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn audit(
+    State(state): State<AppState>,
+    AuthedCaller(caller): AuthedCaller,
+    AppQuery(q): AppQuery<AuditParams>,
+) -> Result<Response, AppError> {
+    let since = q
+        .since
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            chrono::DateTime::parse_from_rfc3339(&s)
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .map_err(|_| AppError::invalid_field("since", "must be an RFC 3339 timestamp"))
+        })
+        .transpose()?;
+    let query = AuditQuery {
+        action: q.action.filter(|a| !a.is_empty()),
+        tenant: q.tenant.filter(|t| !t.is_empty()),
+        since,
+        limit: parse_limit(q.limit.as_deref())?,
+        cursor: q.cursor.filter(|c| !c.is_empty()),
+        ..AuditQuery::default()
+    };
+    let page = state.provisioner.audit(&caller, query).await?;
+    Ok(
+        json(&serde_json::json!({"items": page.items, "nextCursor": page.next_cursor}))
+            .into_response(),
+    )
+}
