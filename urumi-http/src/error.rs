@@ -13,7 +13,7 @@ use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use urumi_core::{Error, ErrorKind};
+use urumi_core::Error;
 use utoipa::ToSchema;
 
 /// One field-level problem of a request.
@@ -250,10 +250,8 @@ fn rate_limit_headers(e: &Error, headers: &mut axum::http::HeaderMap) {
             set("ratelimit-policy", format!("\"{scope}-stores\";q={limit}"));
             set("ratelimit", format!("\"{scope}-stores\";r=0"));
         }
-        Error::Replayed {
-            kind: ErrorKind::RateLimited,
-            ..
-        } => set("retry-after", "60".to_owned()),
+        // A rate-limited request releases its idempotency key (it may succeed later), so
+        // a `rate_limited` answer is never a replay: it always carries its own numbers.
         _ => {}
     }
 }
