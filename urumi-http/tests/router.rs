@@ -678,3 +678,65 @@ async fn the_spec_lists_exactly_the_mounted_routes() {
         );
     }
 }
+
+/// The documented shapes (schema.rs describes the core's types by hand) must have exactly
+/// the fields the core really serializes: a field added to or renamed in the core without
+/// the document following fails here.
+#[test]
+fn the_documented_shapes_match_what_the_core_serializes() {
+    use urumi_core::store::{StoreSpec, TenantId};
+    let (_, spec, _) = app();
+    let spec = serde_json::to_value(&spec).expect("spec json");
+    let props = |schema: &str| -> std::collections::BTreeSet<String> {
+        spec["components"]["schemas"][schema]["properties"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{schema} is documented"))
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let keys = |v: serde_json::Value| -> std::collections::BTreeSet<String> {
+        v.as_object().expect("an object").keys().cloned().collect()
+    };
+    let mut store = urumi_core::store::Store::new(
+        StoreSpec::new(
+            urumi_core::store::StoreName::new("shop1").expect("name"),
+            TenantId::new("acme").expect("tenant"),
+        ),
+        "store-shop1",
+    );
+    store.ready_at = Some(urumi_core::store::now());
+    store.provisioning_seconds = Some(1.0);
+    assert_eq!(
+        props("Store"),
+        keys(serde_json::to_value(&store).expect("store"))
+    );
+    assert_eq!(
+        props("Urls"),
+        keys(serde_json::to_value(&store.urls).expect("urls"))
+    );
+    let event = AuditEvent::new("a", "store.create", urumi_core::audit::Outcome::Success);
+    assert_eq!(
+        props("AuditEvent"),
+        keys(serde_json::to_value(&event).expect("event"))
+    );
+    let report = urumi_core::verify::VerifyReport {
+        ok: false,
+        steps: vec![urumi_core::verify::VerifyStep {
+            name: "cart".into(),
+            ok: false,
+            ms: 1,
+            status: Some(401),
+            detail: Some("x".into()),
+        }],
+        order_id: Some(1),
+    };
+    assert_eq!(
+        props("VerifyReport"),
+        keys(serde_json::to_value(&report).expect("report"))
+    );
+    assert_eq!(
+        props("VerifyStep"),
+        keys(serde_json::to_value(&report.steps[0]).expect("step"))
+    );
+}
