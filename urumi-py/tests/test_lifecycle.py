@@ -1,0 +1,113 @@
+"""Create -> Ready -> delete on the local cluster, async on SQLite and sync on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+
+import pytest
+
+import urumi
+from conftest import FAST, GONE_TIMEOUT, READY_TIMEOUT, UNLIMITED, postgres_schema_url, unique
+
+STORE_KEYS = {
+    "name", "tenant", "engine", "plan", "status", "step", "message", "namespace", "urls",
+    "createdAt", "updatedAt", "readyAt", "provisioningSeconds", "attempts", "version",
+}
+
+
+async def test_create_ready_delete(prov: urumi.Provisioner) -> None:
+    name = unique("py-life")
+    order = f"order-{name}"
+    store = await prov.create(name, plan="small", idempotency_key=order)
+    assert store.name == name and store.status == "Pending" and store.plan == "small"
+    assert store.tenant == "default" and store.engine == "woocommerce"
+    again = await prov.create(name, plan="small", idempotency_key=order)
+    assert again.name == name and again.version == store.version, "the key replays"
+
+    ready = await prov.wait(name, status="Ready", timeout=READY_TIMEOUT)
+    assert ready.status == "Ready" and ready.step == "done"
+    assert ready.urls.storefront and name in ready.urls.storefront
+    assert isinstance(ready.ready_at, datetime.datetime) and ready.ready_at.tzinfo is not None
+    assert ready.provisioning_seconds is not None and ready.provisioning_seconds > 0
+    d = ready.to_dict()
+    assert set(d) == STORE_KEYS
+    assert d["status"] == "Ready" and d["urls"]["storefront"] == ready.urls.storefront
+    assert d["version"] == ready.version and isinstance(d["createdAt"], str)
+    assert repr(ready).startswith("Store(name=")
+    assert ready == await prov.get(name)
+
+    creds = await prov.credentials(name)
+    assert creds.username and creds.password
+    assert creds.password not in repr(creds) and creds.password not in str(creds)
+    assert "<hidden>" in repr(creds)
+
+    page = await prov.list(status="Ready", limit=100)
+    assert name in [s.name for s in page]
+    trail = await prov.events(name, limit=100)
+    actions = {e.action for e in trail.items}
+    assert {"store.create", "store.ready", "store.credentials.read"} <= actions
+    assert all(creds.password not in str(e.to_dict()) for e in trail)
+    create = next(e for e in trail if e.action == "store.create")
+    assert create.actor == "pytest" and create.outcome == "success"
+
+    gone = await prov.delete(name)
+    assert gone.status == "Deleting"
+    await prov.wait_deleted(name, timeout=GONE_TIMEOUT)
+    with pytest.raises(urumi.NotFoundError):
+        await prov.get(name)
+
+
+def test_sync_lifecycle_on_postgres() -> None:
+    url = postgres_schema_url()
+    with urumi.SyncProvisioner(url, settings=FAST, limits=UNLIMITED) as p:
+        p.check_ready()
+        name = unique("py-sync")
+        try:
+            assert p.create(name, idempotency_key=f"order-{name}").status == "Pending"
+            assert p.wait(name, "Ready", READY_TIMEOUT).status == "Ready"
+            assert [s.name for s in p.list()] == [name]
+        finally:
+            p.delete(name)
+            p.wait_deleted(name, GONE_TIMEOUT)
+        with pytest.raises(urumi.NotFoundError):
+            p.get(name)
+    assert p.closed
+    with pytest.raises(urumi.UnavailableError):
+        p.get(name)
+
+
+async def test_async_open_and_context_manager(state_dir: str) -> None:
+    async with await urumi.Provisioner.open(
+        f"sqlite://{state_dir}/open.db", settings=FAST, tenant="acme"
+    ) as p:
+        assert not p.closed and p.tenant == "acme"
+        await p.check_ready()
+        assert len(await p.list()) == 0
+    assert p.closed
+    with pytest.raises(urumi.UnavailableError):
+        await p.get("anything")
+
+
+async def test_tenant_scoped_handle_sees_only_its_stores(
+    prov: urumi.Provisioner, cleanup: list[str]
+) -> None:
+    name = unique("py-scope")
+    cleanup.append(name)
+    await prov.create(name, tenant="globex")
+    acme = prov.with_caller("acme")
+    with pytest.raises(urumi.NotFoundError):
+        await acme.get(name)
+    assert name not in [s.name for s in await acme.list(limit=100)]
+    globex = prov.with_caller("globex", actor="globex-billing")
+    assert (await globex.get(name)).tenant == "globex"
+
+
+async def test_closing_a_provisioner_ends_its_change_stream(state_dir: str) -> None:
+    p = await urumi.Provisioner.open(f"sqlite://{state_dir}/close.db", settings=FAST)
+    stream = p.changes()
+    pending = asyncio.ensure_future(stream.__anext__())
+    await asyncio.sleep(0.2)
+    await p.close()
+    with pytest.raises(StopAsyncIteration):
+        await asyncio.wait_for(pending, timeout=30)
