@@ -13,24 +13,9 @@ use lifecycle_support::*;
 use urumi_core::store::{Status, Step};
 use urumi_core::{CreateStore, ErrorKind, KubeProvisioner, Provisioner, RequestOptions};
 
-/// How many helm processes are working in `namespace` (from /proc).
+/// How many helm processes are working in `namespace`.
 fn helm_processes_in(namespace: &str) -> usize {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return 0;
-    };
-    procs
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .filter(|cmdline| {
-            let args: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            args.first()
-                .is_some_and(|a| a.ends_with("/helm") || a == "helm")
-                && args.iter().any(|a| a == namespace)
-        })
-        .count()
+    urumi_core::helm::conformance::helm_pids_in(namespace).len()
 }
 
 async fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {

@@ -92,34 +92,35 @@ async fn interrupt_upgrade(
     );
 }
 
-/// SIGKILLs every `helm` process working in `namespace` (found through /proc).
-fn kill_helm_in(namespace: &str) {
+/// The pids of the `helm` processes working in `namespace` (found through /proc: a helm
+/// whose arguments name the namespace).
+pub fn helm_pids_in(namespace: &str) -> Vec<i32> {
     let Ok(procs) = std::fs::read_dir("/proc") else {
-        return;
+        return Vec::new();
     };
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|p| p.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = cmdline
-            .split(|b| *b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        let is_helm = args
-            .first()
-            .is_some_and(|a| a.ends_with("/helm") || a == "helm");
-        if is_helm && args.iter().any(|a| a == namespace) {
-            #[cfg(unix)]
-            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            }
+    procs
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let is_helm = args
+                .first()
+                .is_some_and(|a| a.ends_with("/helm") || a == "helm");
+            (is_helm && args.iter().any(|a| a == namespace)).then_some(pid)
+        })
+        .collect()
+}
+
+/// SIGKILLs every `helm` process working in `namespace`.
+fn kill_helm_in(namespace: &str) {
+    for pid in helm_pids_in(namespace) {
+        #[cfg(unix)]
+        if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
     }
 }

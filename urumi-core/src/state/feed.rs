@@ -148,15 +148,7 @@ macro_rules! sql_feed {
             use sqlx::Row;
             let err = |e| $crate::state::rows::db_error($backend, "changes", e);
             let mut conn = pool.acquire().await.map_err(err)?;
-            let (purged, head): (i64, i64) = sqlx::query_as(
-                "SELECT CAST((SELECT value FROM urumi_meta WHERE key = 'changes_purged_through') AS BIGINT), \
-                 COALESCE((SELECT MAX(seq) FROM store_changes), 0)",
-            )
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(err)?;
-            let purged = u64::try_from(purged).unwrap_or(0);
-            let head = u64::try_from(head).unwrap_or(0).max(purged);
+            let (purged, head) = purge_mark_and_head(&mut *conn).await?;
             $crate::state::feed::check_cursor(q.after, purged, head)?;
             let after = i64::try_from(q.after.unwrap_or(0)).unwrap_or(i64::MAX);
             let rows = sqlx::query(
@@ -189,18 +181,30 @@ macro_rules! sql_feed {
                 .collect()
         }
 
-        /// The newest `seq` (or the purge mark when every change was purged).
-        pub(crate) async fn read_change_head(
-            pool: &sqlx::Pool<$db>,
-        ) -> $crate::error::Result<u64> {
+        /// The purge mark and the newest `seq` (never below the mark).
+        async fn purge_mark_and_head(
+            conn: &mut <$db as sqlx::Database>::Connection,
+        ) -> $crate::error::Result<(u64, u64)> {
             let (purged, head): (i64, i64) = sqlx::query_as(
                 "SELECT CAST((SELECT value FROM urumi_meta WHERE key = 'changes_purged_through') AS BIGINT), \
                  COALESCE((SELECT MAX(seq) FROM store_changes), 0)",
             )
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await
             .map_err(|e| $crate::state::rows::db_error($backend, "change_head", e))?;
-            Ok(u64::try_from(head.max(purged)).unwrap_or(0))
+            let purged = u64::try_from(purged).unwrap_or(0);
+            Ok((purged, u64::try_from(head).unwrap_or(0).max(purged)))
+        }
+
+        /// The newest `seq` (or the purge mark when every change was purged).
+        pub(crate) async fn read_change_head(
+            pool: &sqlx::Pool<$db>,
+        ) -> $crate::error::Result<u64> {
+            let mut conn = pool
+                .acquire()
+                .await
+                .map_err(|e| $crate::state::rows::db_error($backend, "change_head", e))?;
+            Ok(purge_mark_and_head(&mut *conn).await?.1)
         }
 
         /// Drops changes older than `before` and moves the purge mark past them.
