@@ -36,3 +36,6 @@ lint:
 bench:
 	@eval "$$(tests/postgres/up)" && cargo bench -p urumi-core --bench state
 	@eval "$$(tests/cluster/up)" && cargo bench -p urumi-core --bench lifecycle
+	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
+	@mkdir -p target/bench && eval "$$(tests/cluster/up)" && \
+	  cargo bench -p urumi-http --bench http | tee target/bench/http.md

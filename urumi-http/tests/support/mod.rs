@@ -72,6 +72,14 @@ pub struct Server {
 impl Server {
     /// Starts a server with a fresh SQLite state; `extra` is appended to its TOML.
     pub fn start_with(extra: &str) -> Server {
+        let mut server = Self::prepare(extra);
+        server.spawn();
+        server
+    }
+
+    /// Writes the config of a server with a fresh SQLite state (at [`Server::db_path`]) but
+    /// does not start it: a bench seeds the state first, then calls [`Server::spawn`].
+    pub fn prepare(extra: &str) -> Server {
         require_cluster();
         let dir = tempfile::tempdir().expect("temp dir");
         let keys = Keys {
@@ -79,7 +87,7 @@ impl Server {
             globex: random_key("globex"),
             admin: random_key("admin"),
         };
-        let mut server = Server {
+        let server = Server {
             child: None,
             url: String::new(),
             keys,
@@ -87,8 +95,17 @@ impl Server {
             extra: extra.to_owned(),
         };
         server.write_config();
-        server.spawn();
         server
+    }
+
+    /// The SQLite file of its state.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("urumi.db")
+    }
+
+    /// The running process's id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Starts a server with the default test settings.
@@ -101,7 +118,7 @@ impl Server {
     }
 
     fn write_config(&self) {
-        let db = self.dir.path().join("urumi.db");
+        let db = self.db_path();
         let sha = urumi_http::auth::sha256_hex(&self.keys.globex);
         let text = format!(
             r#"listen = "127.0.0.1:0"
@@ -156,7 +173,8 @@ cap = 5000
         std::fs::write(self.config_path(), text).expect("write config");
     }
 
-    fn spawn(&mut self) {
+    /// Starts the process on the written config and waits for its "listening on" line.
+    pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
