@@ -84,10 +84,11 @@ storageClassName: {{ .Values.persistence.storageClass | quote }}
 {{- end }}
 {{- end -}}
 
-{{/* Container securityContext: non-root, nothing extra. */}}
+{{/* Container securityContext: non-root, nothing extra, read-only root filesystem. */}}
 {{- define "store.containerSecurityContext" -}}
 allowPrivilegeEscalation: false
 privileged: false
+readOnlyRootFilesystem: {{ ternary "true" "false" (ne .Values.podSecurity.readOnlyRootFilesystem false) }}
 capabilities:
   drop: [ALL]
 seccompProfile:
