@@ -59,6 +59,8 @@ export interface Store {
   attempts: number
   /** Bumped by every change of the record. */
   version: number
+  /** The Kubernetes object managing the store (`Store <namespace>/<name>`, operator mode); absent otherwise. */
+  managedBy?: string
 }
 
 /** One page of a list, newest first. */
@@ -146,6 +148,7 @@ export type ErrorCode =
   | 'internal'
   | 'store_failed'
   | 'cursor_expired'
+  | 'managed_externally'
 
 /** Every code an error may carry, in urumi-core's order. */
 export declare const errorCodes: readonly ErrorCode[]

@@ -55,6 +55,8 @@ pub mod guardrails;
 pub mod helm;
 pub mod kubeconfig;
 pub mod limits;
+#[cfg(feature = "operator")]
+pub mod operator;
 pub mod orchestrator;
 pub mod provisioner;
 pub mod state;

@@ -262,7 +262,8 @@ function storeActions(s) {
     box.replaceChildren($('div', { text: r.ok ? 'Verified: the store takes orders' + (r.orderId ? ' (order ' + r.orderId + ')' : '') : 'Verification failed' }),
       $('ul', {}, r.steps.map(st => $('li', { text: (st.ok ? '✓ ' : '✗ ') + st.name + ' ' + st.ms + ' ms' + (st.detail ? ' — ' + st.detail : '') }))));
   }, 'verify'));
-  if (s.status !== 'Deleting') buttons.push(act('Delete', 'danger', async () => {
+  if (s.managedBy) buttons.push($('span', { class: 'muted', 'data-testid': 'managed-note', text: 'Managed by ' + s.managedBy + ': delete that object (kubectl delete) to delete the store.' }));
+  else if (s.status !== 'Deleting') buttons.push(act('Delete', 'danger', async () => {
     if (!confirm('Delete store ' + s.name + '? Its data and volumes are removed.')) return;
     const r = await api('DELETE', '/api/v1/stores/' + s.name, undefined, { 'Idempotency-Key': 'delete-' + s.name + '-' + s.createdAt });
     stores.set(r.name, r); renderStore(r.name);
@@ -302,7 +303,8 @@ function renderStore(name, gone) {
         $('dt', { text: 'Plan' }), $('dd', { text: s.plan + ' · ' + s.engine + ' · tenant ' + s.tenant }),
         $('dt', { text: 'Namespace' }), $('dd', { text: s.namespace }),
         $('dt', { text: 'Created' }), $('dd', { text: new Date(s.createdAt).toLocaleString() + ' (' + since(s.createdAt) + ' ago)' }),
-        $('dt', { text: 'Attempts' }), $('dd', { text: String(s.attempts) })),
+        $('dt', { text: 'Attempts' }), $('dd', { text: String(s.attempts) }),
+        s.managedBy ? $('dt', { text: 'Managed by' }) : null, s.managedBy ? $('dd', { 'data-testid': 'managed-by', text: s.managedBy }) : null),
       s.status === 'Failed' ? $('div', { class: 'reason', 'data-testid': 'reason' }, $('strong', { text: 'Failed at ' + s.step + ': ' }), s.message) : null,
       s.status === 'Ready' ? $('h2', { text: 'Admin login' }) : null, s.status === 'Ready' ? login : null,
       storeActions(s)),

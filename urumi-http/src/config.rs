@@ -2,7 +2,8 @@
 //!
 //! ```text
 //!  --config FILE ──toml──▶ FileConfig { listen, state, kubeconfig, base_domain, log_format,
-//!                                       log_level, request_timeout_secs, [[api_keys]], [provisioner] }
+//!                                       log_level, request_timeout_secs, operator, [[api_keys]],
+//!                                       [provisioner] }
 //!  Flags (clap; each also read from URUMI_*) ──override──▶ Config (effective)
 //!        ├─ check(): no keys on a non-loopback address ─▶ refused
 //!        └─ masked_toml(): --print-config (keys and the database password masked)
@@ -68,9 +69,16 @@ pub struct Flags {
     /// Seconds a request may take before it is answered 504 [default: 60].
     #[arg(long, env = "URUMI_REQUEST_TIMEOUT_SECS", value_name = "SECS")]
     pub request_timeout_secs: Option<u64>,
+    /// Also reconcile `Store` objects (stores.urumi.dev) in every namespace labelled
+    /// urumi.dev/tenant (operator mode) [default: false].
+    #[arg(long, env = "URUMI_OPERATOR")]
+    pub operator: bool,
     /// Print the effective settings (secrets masked) and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Print the Store CustomResourceDefinition (YAML) and exit.
+    #[arg(long)]
+    pub print_crd: bool,
 }
 
 /// The TOML file.
@@ -91,6 +99,8 @@ pub struct FileConfig {
     pub log_level: Option<String>,
     /// `request_timeout_secs`.
     pub request_timeout_secs: Option<u64>,
+    /// `operator`.
+    pub operator: Option<bool>,
     /// `[[api_keys]]`.
     #[serde(default)]
     pub api_keys: Vec<ApiKeyConfig>,
@@ -114,6 +124,8 @@ pub struct Config {
     pub log_level: String,
     /// Request timeout, in seconds.
     pub request_timeout_secs: u64,
+    /// Operator mode: also reconcile `Store` objects.
+    pub operator: bool,
     /// API keys.
     pub api_keys: Vec<ApiKeyConfig>,
     /// The provisioner's settings.
@@ -156,6 +168,7 @@ impl Config {
                 .request_timeout_secs
                 .or(file.request_timeout_secs)
                 .unwrap_or(60),
+            operator: flags.operator || file.operator.unwrap_or(false),
             api_keys: file.api_keys,
             provisioner,
         })

@@ -85,6 +85,9 @@ pub struct StoreDoc {
     attempts: u32,
     /// Record version.
     version: u64,
+    /// The Kubernetes object managing the store (`Store <namespace>/<name>`, operator
+    /// mode); absent for stores created through the API.
+    managed_by: Option<String>,
 }
 
 /// A page of stores.

@@ -707,6 +707,7 @@ fn the_documented_shapes_match_what_the_core_serializes() {
     );
     store.ready_at = Some(urumi_core::store::now());
     store.provisioning_seconds = Some(1.0);
+    store.managed_by = Some("Store team-a/shop1".to_owned());
     assert_eq!(
         props("Store"),
         keys(serde_json::to_value(&store).expect("store"))

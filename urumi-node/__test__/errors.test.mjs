@@ -41,7 +41,7 @@ test('errorCodes is urumi-core ErrorKind::ALL, and the d.ts ErrorCode union agre
     'invalid_name', 'invalid_spec', 'store_exists', 'not_found', 'quota_exceeded',
     'rate_limited', 'conflict', 'idempotency_mismatch', 'idempotency_in_progress',
     'unauthorized', 'forbidden', 'timeout', 'invalid_config', 'unavailable', 'unsupported',
-    'internal', 'store_failed', 'cursor_expired',
+    'internal', 'store_failed', 'cursor_expired', 'managed_externally',
   ])
   const dts = readFileSync(new URL('../index.d.ts', import.meta.url), 'utf8')
   const union = /export type ErrorCode =([^]*?)\n\n/.exec(dts)

@@ -177,6 +177,7 @@ fn caller_of(options: &OpenOptions) -> urumi_core::Result<Caller> {
 fn request_options(opts: Option<RequestOpts>) -> RequestOptions {
     RequestOptions {
         idempotency_key: opts.and_then(|o| o.idempotency_key),
+        ..Default::default()
     }
 }
 

@@ -131,6 +131,12 @@ const CLASSES: &[(ErrorKind, &str, &str, Option<&str>)] = &[
         "A change-feed cursor is older than the retention: list again, then follow.",
         None,
     ),
+    (
+        ErrorKind::ManagedExternally,
+        "ManagedExternallyError",
+        "A Store object in Kubernetes manages this store: change or delete that object.",
+        None,
+    ),
 ];
 
 /// The base class and one class per kind.

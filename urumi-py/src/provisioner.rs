@@ -304,7 +304,10 @@ pub(crate) fn audit_query(
 }
 
 fn options(idempotency_key: Option<String>) -> RequestOptions {
-    RequestOptions { idempotency_key }
+    RequestOptions {
+        idempotency_key,
+        ..Default::default()
+    }
 }
 
 /// Provisions isolated WooCommerce stores on Kubernetes (asyncio API).

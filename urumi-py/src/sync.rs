@@ -20,7 +20,10 @@ use crate::stream::SyncChangeStream;
 use crate::types::{Credentials, RawEventPage, RawJson, RawStorePage, Store};
 
 fn options(idempotency_key: Option<String>) -> RequestOptions {
-    RequestOptions { idempotency_key }
+    RequestOptions {
+        idempotency_key,
+        ..Default::default()
+    }
 }
 
 /// Provisions isolated WooCommerce stores on Kubernetes (blocking API, for scripts).

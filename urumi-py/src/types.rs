@@ -161,6 +161,12 @@ impl Store {
     fn version(&self) -> u64 {
         self.inner.version
     }
+    /// The Kubernetes object managing the store (``Store <namespace>/<name>``, operator
+    /// mode), or ``None``.
+    #[getter]
+    fn managed_by(&self) -> Option<String> {
+        self.inner.managed_by.clone()
+    }
     /// The HTTP API's Store JSON as a dict (camelCase keys).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         to_dict(py, &self.inner)

@@ -29,6 +29,7 @@ NAMES = {
     "internal": urumi.InternalError,
     "store_failed": urumi.StoreFailedError,
     "cursor_expired": urumi.CursorExpiredError,
+    "managed_externally": urumi.ManagedExternallyError,
 }
 
 

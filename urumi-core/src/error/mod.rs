@@ -209,6 +209,15 @@ pub enum Error {
         /// Why the cursor cannot be resumed.
         message: String,
     },
+    /// The store is managed by a Kubernetes object (a `Store` resource, operator mode):
+    /// change or delete that object instead.
+    #[error("store {name} is managed by {manager}; change or delete that object instead")]
+    ManagedExternally {
+        /// The store.
+        name: String,
+        /// The managing object, `Store <namespace>/<name>`.
+        manager: String,
+    },
     /// The first outcome of an idempotent request, replayed for a duplicate: the same
     /// kind and message as the first answer.
     #[error("{message}")]
@@ -277,6 +286,7 @@ impl Error {
             Error::Internal { .. } => ErrorKind::Internal,
             Error::StoreFailed(_) => ErrorKind::StoreFailed,
             Error::CursorExpired { .. } => ErrorKind::CursorExpired,
+            Error::ManagedExternally { .. } => ErrorKind::ManagedExternally,
             Error::Replayed { kind, .. } => *kind,
         }
     }
@@ -371,11 +381,13 @@ pub enum ErrorKind {
     StoreFailed,
     /// `cursor_expired` (HTTP 410): re-list, then follow the change feed again.
     CursorExpired,
+    /// `managed_externally` (HTTP 409): a `Store` resource manages the store.
+    ManagedExternally,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order (for tables and tests).
-    pub const ALL: [ErrorKind; 18] = [
+    pub const ALL: [ErrorKind; 19] = [
         ErrorKind::InvalidName,
         ErrorKind::InvalidSpec,
         ErrorKind::StoreExists,
@@ -394,6 +406,7 @@ impl ErrorKind {
         ErrorKind::Internal,
         ErrorKind::StoreFailed,
         ErrorKind::CursorExpired,
+        ErrorKind::ManagedExternally,
     ];
 
     /// The stable machine string: the problem `code` of the HTTP API.
@@ -417,6 +430,7 @@ impl ErrorKind {
             ErrorKind::Internal => "internal",
             ErrorKind::StoreFailed => "store_failed",
             ErrorKind::CursorExpired => "cursor_expired",
+            ErrorKind::ManagedExternally => "managed_externally",
         }
     }
 
@@ -427,7 +441,8 @@ impl ErrorKind {
             ErrorKind::StoreExists
             | ErrorKind::Conflict
             | ErrorKind::IdempotencyInProgress
-            | ErrorKind::StoreFailed => 409,
+            | ErrorKind::StoreFailed
+            | ErrorKind::ManagedExternally => 409,
             ErrorKind::CursorExpired => 410,
             ErrorKind::NotFound => 404,
             ErrorKind::QuotaExceeded | ErrorKind::RateLimited => 429,

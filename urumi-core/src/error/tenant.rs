@@ -32,6 +32,7 @@ impl Error {
             | Error::Unauthorized { .. }
             | Error::Forbidden { .. }
             | Error::CursorExpired { .. }
+            | Error::ManagedExternally { .. }
             | Error::Replayed { .. }
             | Error::StoreFailed(_) => self.to_string(),
             // Urumi writes these (which wait, on which of the store's objects).

@@ -252,6 +252,11 @@ impl KubeProvisioner {
             .build()
     }
 
+    /// The Kubernetes client it uses (the operator shares it).
+    pub fn client(&self) -> kube::Client {
+        self.inner.client.clone()
+    }
+
     /// The settings in force.
     pub fn settings(&self) -> &ProvisionerSettings {
         &self.inner.settings
@@ -411,7 +416,8 @@ impl Inner {
             super::idempotency::Begun::Owned(idem) => idem,
         };
         let namespace = self.guardrails.namespace_for(&spec.name);
-        let store = Store::new(spec, namespace);
+        let mut store = Store::new(spec, namespace);
+        store.managed_by.clone_from(&opts.managed_by);
         let completion = idem
             .as_ref()
             .map(|i| i.completion(&store_as_inserted(&store)));
@@ -478,6 +484,14 @@ impl Inner {
         };
         let result = self
             .transition(&caller, &name, idem.as_ref(), |store| {
+                if let Some(manager) = &store.managed_by
+                    && opts.managed_by.as_ref() != Some(manager)
+                {
+                    return Err(Error::ManagedExternally {
+                        name: store.name.to_string(),
+                        manager: manager.clone(),
+                    });
+                }
                 if store.status == Status::Deleting {
                     return Ok(false);
                 }

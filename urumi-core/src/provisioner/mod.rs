@@ -153,6 +153,11 @@ pub struct RequestOptions {
     /// `idempotency_in_progress`. Keys are scoped to the caller's tenant. An HTTP
     /// adapter passes the `Idempotency-Key` header here; the operator a Store's UID.
     pub idempotency_key: Option<String>,
+    /// The Kubernetes object the call is made for (`Store <namespace>/<name>`), set only by
+    /// the operator: a store created with it records it as `managedBy`, and a store that
+    /// has one may be deleted only by a call naming the same object (any other is
+    /// `managed_externally`). Adapters serving tenants never set it.
+    pub managed_by: Option<String>,
 }
 
 impl RequestOptions {
@@ -160,7 +165,14 @@ impl RequestOptions {
     pub fn idempotency_key(key: impl Into<String>) -> Self {
         RequestOptions {
             idempotency_key: Some(key.into()),
+            managed_by: None,
         }
+    }
+
+    /// These options, on behalf of the managing object `manager`.
+    pub fn managed_by(mut self, manager: impl Into<String>) -> Self {
+        self.managed_by = Some(manager.into());
+        self
     }
 }
 

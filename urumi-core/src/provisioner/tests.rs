@@ -296,6 +296,60 @@ async fn delete_marks_deleting_once_and_retry_needs_a_failed_store() {
 }
 
 #[tokio::test]
+async fn only_the_managing_object_may_delete_a_managed_store() {
+    let (p, state) = provisioner(Limits::unlimited());
+    let manager = "Store team-a/shop1";
+    let created = p
+        .create(
+            &acme(),
+            CreateStore::named("shop1"),
+            RequestOptions::idempotency_key("uid-1").managed_by(manager),
+        )
+        .await
+        .expect("created");
+    assert_eq!(created.managed_by.as_deref(), Some(manager));
+    for (who, opts) in [
+        (acme(), RequestOptions::default()),
+        (admin(), RequestOptions::default()),
+        (
+            acme(),
+            RequestOptions::default().managed_by("Store team-b/shop1"),
+        ),
+    ] {
+        let err = p.delete(&who, "shop1", opts).await.expect_err("refused");
+        assert_eq!(err.kind(), ErrorKind::ManagedExternally);
+        assert_eq!(err.kind().http_status(), 409);
+        assert!(err.tenant_message().contains(manager), "{err}");
+    }
+    let name = StoreName::new("shop1").expect("valid");
+    assert_eq!(
+        state.get(&name).await.expect("kept").status,
+        Status::Pending
+    );
+    let deleting = p
+        .delete(
+            &acme(),
+            "shop1",
+            RequestOptions::default().managed_by(manager),
+        )
+        .await
+        .expect("the manager deletes");
+    assert_eq!(deleting.status, Status::Deleting);
+    // A store created without a manager is deleted by anyone who sees it.
+    p.create(
+        &acme(),
+        CreateStore::named("shop2"),
+        RequestOptions::default(),
+    )
+    .await
+    .expect("created");
+    p.delete(&acme(), "shop2", RequestOptions::default())
+        .await
+        .expect("deleted");
+    p.shutdown().await;
+}
+
+#[tokio::test]
 async fn webhooks_for_unknown_stores_or_foreign_topics_are_refused_before_any_lookup() {
     let (p, _state) = provisioner(Limits::unlimited());
     let body = br#"{"id":12}"#;

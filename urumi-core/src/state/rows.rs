@@ -15,7 +15,8 @@ use crate::store::{AuditEvent, Outcome, Store, StoreName, Urls};
 macro_rules! store_cols {
     () => {
         "name, tenant, engine, plan, status, step, message, namespace, storefront_url, \
-         admin_url, created_at, updated_at, ready_at, provisioning_seconds, attempts, version"
+         admin_url, created_at, updated_at, ready_at, provisioning_seconds, attempts, version, \
+         managed_by"
     };
 }
 pub(crate) use store_cols;
@@ -52,6 +53,7 @@ pub(crate) struct RawStore {
     pub provisioning_seconds: Option<f64>,
     pub attempts: i64,
     pub version: i64,
+    pub managed_by: Option<String>,
 }
 
 impl RawStore {
@@ -80,6 +82,7 @@ impl RawStore {
                 .map_err(|_| corrupt(backend, "attempts out of range"))?,
             version: u64::try_from(self.version)
                 .map_err(|_| corrupt(backend, "version out of range"))?,
+            managed_by: self.managed_by,
         })
     }
 }

@@ -262,6 +262,10 @@ pub struct Store {
     pub attempts: u32,
     /// The optimistic-concurrency version; the state store sets and bumps it.
     pub version: u64,
+    /// The Kubernetes object that manages this store (`Store <namespace>/<name>`, operator
+    /// mode); absent for stores created through the API. Only that object may delete it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<String>,
 }
 
 impl Store {
@@ -284,6 +288,7 @@ impl Store {
             provisioning_seconds: None,
             attempts: 0,
             version: 0,
+            managed_by: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //!  Flags + URUMI_* + TOML ─▶ Config ─check()─▶ (--print-config: print, exit 0)
 //!     ─▶ KubeProvisioner::open(state, kubeconfig, settings)   (resumes every store not at rest)
 //!     ─▶ bind ─▶ axum::serve(router)  + Metrics::follow (change feed)
+//!                                     + (--operator) operator::Operator::run (Store objects)
 //!  SIGTERM / SIGINT ─▶ stop accepting, end SSE streams ─▶ Provisioner::shutdown() ─▶ exit 0
 //! ```
 
@@ -12,6 +13,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use urumi_core::operator::Operator;
 use urumi_core::{KubeProvisioner, Provisioner};
 use urumi_http::config::{Config, Flags, LogFormat, mask_url_password};
 use urumi_http::{AppState, KeyRing, router};
@@ -53,6 +55,10 @@ async fn signal() {
 #[tokio::main]
 async fn main() -> ExitCode {
     let flags = Flags::parse();
+    if flags.print_crd {
+        print!("{}", urumi_core::operator::crd_yaml());
+        return ExitCode::SUCCESS;
+    }
     let config = match Config::load(&flags).and_then(|c| c.check().map(|_| c)) {
         Ok(c) => c,
         Err(e) => {
@@ -80,19 +86,21 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let provisioner = match KubeProvisioner::open(
+    let kube = match KubeProvisioner::open(
         &config.state,
         config.kubeconfig.as_deref(),
         config.provisioner.clone(),
     )
     .await
     {
-        Ok(p) => Arc::new(p) as Arc<dyn Provisioner>,
+        Ok(p) => p,
         Err(e) => {
             eprintln!("urumi-server: cannot start the provisioner: {e}");
             return ExitCode::from(1);
         }
     };
+    let client = kube.client();
+    let provisioner = Arc::new(kube) as Arc<dyn Provisioner>;
     let mut state = AppState::new(provisioner.clone(), keys);
     state.request_timeout = config.request_timeout();
     tokio::spawn(state.metrics.clone().follow(provisioner.clone()));
@@ -114,12 +122,30 @@ async fn main() -> ExitCode {
     // Tests and scripts read this line to find the port of `--listen 127.0.0.1:0`.
     println!("listening on http://{addr}");
     let shutdown = state.shutdown.clone();
+    let operator = config.operator.then(|| {
+        let instance = std::env::var("HOSTNAME").unwrap_or_else(|_| "urumi-server".to_owned());
+        let operator = Operator::new(provisioner.clone(), client, &instance);
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = operator.run(stop.clone()).await {
+                // Without its CRD the operator cannot work: stop the whole server, loudly.
+                tracing::error!(error = %e, "operator mode cannot start");
+                eprintln!("urumi-server: {e}");
+                stop.cancel();
+                return false;
+            }
+            true
+        })
+    });
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown({
             let shutdown = shutdown.clone();
             async move {
-                signal().await;
+                tokio::select! {
+                    _ = signal() => {},
+                    _ = shutdown.cancelled() => {},
+                }
                 tracing::info!("shutting down: no new requests, event streams closed");
                 shutdown.cancel();
             }
@@ -127,8 +153,19 @@ async fn main() -> ExitCode {
         .await;
     shutdown.cancel();
     tracing::info!("waiting for in-flight provisioning steps to reach a safe point");
-    provisioner.shutdown().await;
+    // Together: the provisioner's shutdown ends the operator's waits (a finalizer waiting
+    // for a deletion), so the controller's graceful stop does not hold the exit.
+    let (operator_ok, ()) = tokio::join!(
+        async {
+            match operator {
+                Some(task) => task.await.unwrap_or(false),
+                None => true,
+            }
+        },
+        provisioner.shutdown()
+    );
     match served {
+        Ok(()) if !operator_ok => ExitCode::from(1),
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

@@ -67,6 +67,10 @@ pub struct Server {
     pub keys: Keys,
     dir: tempfile::TempDir,
     extra: String,
+    /// Top-level TOML lines (before any table), e.g. `operator = true`.
+    pub top: String,
+    /// `[provisioner.limits] storesPerTenant`.
+    pub stores_per_tenant: u32,
 }
 
 impl Server {
@@ -93,6 +97,8 @@ impl Server {
             keys,
             dir,
             extra: extra.to_owned(),
+            top: String::new(),
+            stores_per_tenant: 100_000,
         };
         server.write_config();
         server
@@ -117,13 +123,15 @@ impl Server {
         self.dir.path().join("urumi.toml")
     }
 
-    fn write_config(&self) {
+    /// Writes the config again (after changing `top` or `stores_per_tenant`).
+    pub fn write_config(&self) {
         let db = self.db_path();
         let sha = urumi_http::auth::sha256_hex(&self.keys.globex);
         let text = format!(
             r#"listen = "127.0.0.1:0"
 state = "sqlite://{db}"
 log_level = "info,urumi_core=info"
+{top}
 
 [[api_keys]]
 name = "acme-billing"
@@ -147,7 +155,7 @@ role = "admin"
 namespaceDeletionTimeoutSecs = 150
 
 [provisioner.limits]
-storesPerTenant = 100000
+storesPerTenant = {stores_per_tenant}
 creationsPerHour = 100000
 storesTotal = 100000
 
@@ -169,6 +177,8 @@ cap = 5000
             acme = self.keys.acme,
             admin = self.keys.admin,
             extra = self.extra,
+            top = self.top,
+            stores_per_tenant = self.stores_per_tenant,
         );
         std::fs::write(self.config_path(), text).expect("write config");
     }

@@ -31,6 +31,7 @@ __all__ = [
     "InvalidConfigError",
     "InvalidNameError",
     "InvalidSpecError",
+    "ManagedExternallyError",
     "NotFoundError",
     "Provisioner",
     "QuotaExceededError",
@@ -122,6 +123,9 @@ class StoreFailedError(UrumiError):
 class CursorExpiredError(UrumiError):
     """A change-feed cursor is older than the retention: list again, then follow."""
 
+class ManagedExternallyError(UrumiError):
+    """A Store object in Kubernetes manages this store: change or delete that object."""
+
 @final
 class Urls:
     """Where a store answers; each URL is ``None`` until known."""
@@ -182,6 +186,9 @@ class Store:
     @property
     def version(self) -> int:
         """Increases with every change of the record."""
+    @property
+    def managed_by(self) -> Optional[str]:
+        """The Kubernetes object managing the store (``Store <namespace>/<name>``), or ``None``."""
     def to_dict(self) -> dict[str, Any]:
         """The HTTP API's Store JSON as a dict (camelCase keys)."""
 

@@ -19,6 +19,7 @@ pub async fn case_insert_then_get_round_trips(store: Arc<dyn StateStore>) {
     s.ready_at = Some(store::now());
     s.provisioning_seconds = Some(12.5);
     s.attempts = 2;
+    s.managed_by = Some("Store team-a/shop1".into());
     let stored = insert_ok(&store, &s).await;
     assert_eq!(stored.version, 1, "a new record starts at version 1");
     let got = store.get(&name("shop1")).await.expect("get after insert");
@@ -30,6 +31,7 @@ pub async fn case_insert_then_get_round_trips(store: Arc<dyn StateStore>) {
     assert_eq!(got.message, s.message);
     assert_eq!(got.plan, Plan::Large);
     assert_eq!(got.provisioning_seconds, Some(12.5));
+    assert_eq!(got.managed_by.as_deref(), Some("Store team-a/shop1"));
 }
 
 pub async fn case_duplicate_name_is_store_exists(store: Arc<dyn StateStore>) {

@@ -150,6 +150,7 @@ pub(crate) fn raw_store(row: &PgRow) -> Result<RawStore> {
         provisioning_seconds: get(row, "provisioning_seconds")?,
         attempts: get(row, "attempts")?,
         version: get(row, "version")?,
+        managed_by: get(row, "managed_by")?,
     })
 }
 

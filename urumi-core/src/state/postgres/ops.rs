@@ -122,7 +122,7 @@ impl StateStore for PostgresStore {
         let row = sqlx::query(concat!(
             "INSERT INTO stores (",
             store_cols!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1) RETURNING ",
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, $16) RETURNING ",
             store_cols!()
         ))
         .bind(s.name.as_str())
@@ -140,6 +140,7 @@ impl StateStore for PostgresStore {
         .bind(s.ready_at)
         .bind(s.provisioning_seconds)
         .bind(i64::from(s.attempts))
+        .bind(&s.managed_by)
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match e {

@@ -214,6 +214,7 @@ pub(crate) fn raw_store(row: &SqliteRow) -> Result<RawStore> {
         provisioning_seconds: get(row, "provisioning_seconds")?,
         attempts: get(row, "attempts")?,
         version: get(row, "version")?,
+        managed_by: get(row, "managed_by")?,
     })
 }
 
