@@ -6,11 +6,17 @@
 //!  cargo build -p urumi-core --example lifecycle     # the test also runs this itself
 //!  cargo test -p urumi-core --test lifecycle_crash -- --nocapture
 //!
-//!  lifecycle up NAME --state sqlite://… --lease-ttl 3 ──stderr "[NAME] Provisioning release"──▶
-//!     kill -9 (the whole process group: the example and its helm, as a dead pod would)
+//!  lifecycle up NAME --state sqlite://… --lease-ttl 60 ──stderr "[NAME] Provisioning release"──▶
+//!     kill -9 (the whole process group: the example and its helm, as a dead pod would;
+//!     or the example alone, leaving its helm orphaned and running)
 //!  lifecycle up NAME … ──▶ exit 0, Ready ──▶ one namespace, `helm list` one row, deployed
 //!  lifecycle down NAME … ──▶ nothing remains
 //! ```
+//!
+//! SQLite has one owner process: the restarted one takes the store back at once (Ready
+//! long before the dead process's 60 s lease would lapse), and a second process on the
+//! file is refused. PostgreSQL serves several processes, so a restart waits for the lease
+//! TTL (20 s there); both times are printed.
 //!
 //! The example binary is the one under `target/<profile>/examples/` next to this test.
 //! Without KUBECONFIG the tests fail (never skip).
@@ -53,9 +59,16 @@ fn lifecycle_binary() -> PathBuf {
     bin
 }
 
-fn up(bin: &PathBuf, name: &str, state: &str) -> Command {
+/// The lease TTL of the SQLite runs: a restart that waited it out could not be Ready
+/// before it.
+const SQLITE_LEASE_SECS: u64 = 60;
+/// The lease TTL of the PostgreSQL run (a restart waits it out: other replicas may live).
+const POSTGRES_LEASE_SECS: u64 = 20;
+
+fn up(bin: &PathBuf, name: &str, state: &str, lease_secs: u64) -> Command {
     let mut cmd = Command::new(bin);
-    cmd.args(["up", name, "--state", state, "--lease-ttl", "3"])
+    let ttl = lease_secs.to_string();
+    cmd.args(["up", name, "--state", state, "--lease-ttl", &ttl])
         .args(["--timeout", "240"])
         .stdin(Stdio::null())
         .kill_on_drop(true);
@@ -72,19 +85,33 @@ enum When {
     HelmStarted,
 }
 
-/// Runs `lifecycle up`, kills its whole process group with SIGKILL at step `at`
-/// (`when`), then runs `up` again and checks the store came out right.
-async fn killed_at_then_restarted(at: Step, when: When) {
+/// Which state the crashed process used.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum State {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs `lifecycle up`, kills it with SIGKILL at step `at` (`when`) — its whole process
+/// group, or (`orphan_helm`) the example alone so that its helm keeps running — then runs
+/// `up` again and checks the store came out right.
+async fn killed_at_then_restarted(at: Step, when: When, state: State, orphan_helm: bool) {
     let client = kube_client().await;
     let bin = lifecycle_binary();
     let dir = tempfile::tempdir().expect("temporary directory");
-    let state_url = format!("sqlite://{}", dir.path().join("urumi.db").display());
+    let (state_url, lease_secs) = match state {
+        State::Sqlite => (
+            format!("sqlite://{}", dir.path().join("urumi.db").display()),
+            SQLITE_LEASE_SECS,
+        ),
+        State::Postgres => (postgres_schema_url().await, POSTGRES_LEASE_SECS),
+    };
     let name = unique(&format!("lc-kill-{}", &at.as_str()[..3]));
     let mut cleanup = Cleanup::default();
     cleanup.add(&name);
 
     // 1. Start, and kill at the step.
-    let mut child = up(&bin, &name, &state_url)
+    let mut child = up(&bin, &name, &state_url, lease_secs)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .process_group(0)
@@ -117,11 +144,16 @@ async fn killed_at_then_restarted(at: Step, when: When) {
         .await
         .expect("helm records the release");
     }
+    let target = if orphan_helm {
+        pid.to_string()
+    } else {
+        format!("-{pid}")
+    };
     let killed = std::process::Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pid}")])
+        .args(["-KILL", "--", &target])
         .status()
         .expect("run kill");
-    assert!(killed.success(), "kill -9 -{pid}");
+    assert!(killed.success(), "kill -9 {target}");
     let status = child.wait().await.expect("wait for the killed process");
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),
@@ -151,11 +183,12 @@ async fn killed_at_then_restarted(at: Step, when: When) {
     assert_eq!(record.attempts, 1, "{record:?}");
     assert!(record.step >= at, "{record:?}");
 
-    // 2. Start again: it picks the store up once the dead process's lease lapses.
+    // 2. Start again: it picks the store up at once (SQLite: the file's new owner), or
+    // once the dead process's lease lapses (PostgreSQL).
     let started = std::time::Instant::now();
     let out = tokio::time::timeout(
         Duration::from_secs(300),
-        up(&bin, &name, &state_url).output(),
+        up(&bin, &name, &state_url, lease_secs).output(),
     )
     .await
     .expect("the restarted process finishes")
@@ -172,11 +205,22 @@ async fn killed_at_then_restarted(at: Step, when: When) {
             String::from_utf8_lossy(&out.stdout)
         )
     });
+    let resumed = started.elapsed();
     eprintln!(
-        "restart → {} in {:.1} s",
+        "{state:?}, killed at {}{}: restart → {} in {:.1} s (lease TTL {lease_secs} s)",
+        at.as_str(),
+        if orphan_helm { ", helm orphaned" } else { "" },
         store["status"],
-        started.elapsed().as_secs_f64()
+        resumed.as_secs_f64()
     );
+    if state == State::Sqlite {
+        assert!(
+            resumed < Duration::from_secs(SQLITE_LEASE_SECS),
+            "the restarted owner of the SQLite file waited out the dead process's lease \
+             ({:.1} s)",
+            resumed.as_secs_f64()
+        );
+    }
     assert_eq!(store["status"], "Ready", "{store}");
     assert_eq!(store["step"], "done", "{store}");
     assert_eq!(
@@ -220,10 +264,58 @@ async fn killed_at_then_restarted(at: Step, when: When) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_during_the_release_step_then_restarted_reaches_ready_once() {
-    killed_at_then_restarted(Step::Release, When::HelmStarted).await;
+    killed_at_then_restarted(Step::Release, When::HelmStarted, State::Sqlite, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_during_the_release_step_with_helm_left_running_then_restarted() {
+    killed_at_then_restarted(Step::Release, When::HelmStarted, State::Sqlite, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_during_the_readiness_step_then_restarted_reaches_ready_once() {
-    killed_at_then_restarted(Step::Readiness, When::Now).await;
+    killed_at_then_restarted(Step::Readiness, When::Now, State::Sqlite, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_restart_resumes_within_the_lease_ttl() {
+    killed_at_then_restarted(Step::Release, When::HelmStarted, State::Postgres, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_process_on_the_same_sqlite_file_is_refused() {
+    let bin = lifecycle_binary();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("urumi.db");
+    let state_url = format!("sqlite://{}", path.display());
+    // This process owns the file…
+    let owner = urumi_core::state::SqliteStore::open(&path)
+        .await
+        .expect("open");
+    // …so another one is refused before it changes anything, naming this pid.
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        up(&bin, "refused1", &state_url, 3).output(),
+    )
+    .await
+    .expect("the second process gives up at once")
+    .expect("run lifecycle up");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second owner was let in: {stderr}");
+    assert!(
+        stderr.contains("in use by another process")
+            && stderr.contains(&format!("pid {}", std::process::id())),
+        "{stderr}"
+    );
+    let client = kube_client().await;
+    assert!(namespace(&client, "refused1").await.is_none());
+    // A second store of this same process shares the file.
+    let second = urumi_core::state::SqliteStore::open(&path)
+        .await
+        .expect("the same process may open it again");
+    drop(second);
+    drop(owner);
+    // Once its owner is gone (closed or dead), the file is free.
+    let again = urumi_core::state::SqliteStore::open(&path).await;
+    assert!(again.is_ok(), "{again:?}");
 }

@@ -362,6 +362,9 @@ impl HelmDriver for HelmCli {
             ));
         }
 
+        // A dead owner's helm may still be at work on this release (kill -9 orphans its
+        // children): stop it before reading the history it would otherwise keep changing.
+        self.inner.runner.stop_leftovers(namespace).await;
         let history = self
             .history_of(
                 &Call {
@@ -435,6 +438,7 @@ impl HelmDriver for HelmCli {
     }
 
     async fn uninstall(&self, release: &str, namespace: &str) -> Result<(), HelmError> {
+        self.inner.runner.stop_leftovers(namespace).await;
         let scrubber = Scrubber::default();
         self.uninstall_release(
             &Call {

@@ -95,23 +95,9 @@ async fn interrupt_upgrade(
 /// The pids of the `helm` processes working in `namespace` (found through /proc: a helm
 /// whose arguments name the namespace).
 pub fn helm_pids_in(namespace: &str) -> Vec<i32> {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    procs
-        .flatten()
-        .filter_map(|entry| {
-            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let args: Vec<String> = cmdline
-                .split(|b| *b == 0)
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            let is_helm = args
-                .first()
-                .is_some_and(|a| a.ends_with("/helm") || a == "helm");
-            (is_helm && args.iter().any(|a| a == namespace)).then_some(pid)
-        })
+    super::process::helm_processes_in(namespace)
+        .into_iter()
+        .map(|p| p.pid)
         .collect()
 }
 

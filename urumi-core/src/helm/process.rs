@@ -298,3 +298,110 @@ mod tests {
         );
     }
 }
+
+/// The helm processes on this machine working in `namespace` (`--namespace <ns>` on their
+/// command line), with their parent's pid. Linux `/proc`; empty elsewhere.
+pub(crate) fn helm_processes_in(namespace: &str) -> Vec<HelmProcess> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<String> = cmdline
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            let is_helm = args
+                .first()
+                .is_some_and(|a| a.ends_with("/helm") || a == "helm");
+            let in_namespace = args
+                .windows(2)
+                .any(|w| w[0] == "--namespace" && w[1] == namespace);
+            if !(is_helm && in_namespace) {
+                return None;
+            }
+            // /proc/<pid>/stat: "pid (comm) state ppid …"; comm may hold spaces.
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            Some(HelmProcess { pid, ppid, args })
+        })
+        .collect()
+}
+
+/// A helm process found in `/proc`.
+#[derive(Debug, Clone)]
+pub(crate) struct HelmProcess {
+    pub(crate) pid: i32,
+    pub(crate) ppid: i32,
+    pub(crate) args: Vec<String>,
+}
+
+impl Runner {
+    /// Stops helm processes left working in `namespace` by a dead owner: a process that
+    /// was killed (kill -9, OOM) leaves its helm children running, orphaned. The caller
+    /// holds the store's lease, so no live owner runs helm there; this process's own
+    /// children are left alone, and so is helm pointed at another cluster (another
+    /// `--kubeconfig`). SIGTERM, up to the kill grace to exit (helm records the release
+    /// as failed), then SIGKILL. Returns how many were stopped.
+    pub(super) async fn stop_leftovers(&self, namespace: &str) -> usize {
+        let me = i32::try_from(std::process::id()).unwrap_or(-1);
+        let ours = |p: &HelmProcess| {
+            let kubeconfig = p
+                .args
+                .windows(2)
+                .find(|w| w[0] == "--kubeconfig")
+                .map(|w| PathBuf::from(&w[1]));
+            p.ppid != me && kubeconfig == self.kubeconfig
+        };
+        let leftovers: Vec<HelmProcess> = helm_processes_in(namespace)
+            .into_iter()
+            .filter(ours)
+            .collect();
+        for p in &leftovers {
+            tracing::warn!(
+                pid = p.pid,
+                namespace,
+                "stopping a helm process a previous owner of this store left running"
+            );
+            stop_pid(p.pid, self.kill_grace).await;
+        }
+        leftovers.len()
+    }
+}
+
+/// SIGTERM, up to `grace` for the process to go, then SIGKILL (not our child: polled).
+async fn stop_pid(pid: i32, grace: Duration) {
+    #[cfg(unix)]
+    {
+        use rustix::process::{Pid, Signal, kill_process};
+        let Some(target) = Pid::from_raw(pid) else {
+            return;
+        };
+        let alive = || std::path::Path::new(&format!("/proc/{pid}")).exists();
+        if kill_process(target, Signal::TERM).is_err() {
+            return;
+        }
+        let deadline = Instant::now() + grace;
+        while alive() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if alive() {
+            let _ = kill_process(target, Signal::KILL);
+            while alive() && Instant::now() < deadline + Duration::from_secs(5) {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (pid, grace);
+}

@@ -1,18 +1,22 @@
 //! [`SqliteStore`]: the embedded default — one file, WAL, migrations on open.
 //!
 //! ```text
-//!  open(path) ─▶ probe (read-only): empty/missing ─ ok
+//!  open(path) ─▶ own <path>.owner (flock): held by another process ─▶ Err invalid_config naming its pid
+//!             ─▶ probe (read-only): empty/missing ─ ok
 //!                                   not "SQLite format 3" ─▶ Err "not an SQLite database"  (file untouched)
 //!                                   tables but no urumi_meta ─▶ Err "belongs to another program"
 //!             ─▶ pool (WAL, busy_timeout) ─▶ migrate (a newer schema ─▶ Err, nothing applied)
+//!             ─▶ first owner in this process: every lease and in-progress idempotency key
+//!                left in the file is a dead process's ─▶ released at once (no lease wait)
 //!  writes: in-process gate ─▶ BEGIN IMMEDIATE ─▶ check + write ─▶ COMMIT   (one writer at a time,
-//!          across processes too; readers never block)
+//!          within the owning process; readers never block)
 //! ```
 
 mod ops;
 mod work;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -29,12 +33,90 @@ use crate::error::{Error, Result};
 const BACKEND: &str = "sqlite";
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// A state store in one SQLite file.
+/// A state store in one SQLite file, owned by one process at a time (several stores of
+/// one process may share it; PostgreSQL serves several processes).
 #[derive(Debug)]
 pub struct SqliteStore {
     path: PathBuf,
     pool: SqlitePool,
     write_gate: Mutex<()>,
+    _owner: Option<Arc<Ownership>>,
+}
+
+/// This process's exclusive lock on a state file: `<file>.owner`, flock'ed, holding the
+/// owner's pid for the error another process gets. Released when the last store of the
+/// file in this process is dropped, or when the process dies (kill -9 included).
+#[derive(Debug)]
+struct Ownership {
+    lock: PathBuf,
+    _file: std::fs::File,
+}
+
+/// The state files this process owns, so that a second store on the same file shares
+/// the ownership instead of being refused by its own process.
+static OWNED: std::sync::Mutex<Vec<(PathBuf, Weak<Ownership>)>> = std::sync::Mutex::new(Vec::new());
+
+/// Takes (or shares) the ownership of `db`; `true` when this call took it, i.e. no store
+/// of this process had the file open: whatever leases the file holds are a dead process's.
+fn own(db: &Path) -> Result<(Arc<Ownership>, bool)> {
+    let mut lock = db.as_os_str().to_owned();
+    lock.push(".owner");
+    let lock = PathBuf::from(lock);
+    let unavailable = |e: std::io::Error| Error::Unavailable {
+        message: format!("cannot open the lock file {}: {e}", lock.display()),
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock)
+        .map_err(unavailable)?;
+    let canonical = std::fs::canonicalize(&lock).map_err(unavailable)?;
+    let mut owned = OWNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    owned.retain(|(_, w)| w.strong_count() > 0);
+    if let Some(shared) = owned
+        .iter()
+        .find(|(p, _)| *p == canonical)
+        .and_then(|(_, w)| w.upgrade())
+    {
+        return Ok((shared, false));
+    }
+    #[cfg(unix)]
+    {
+        use rustix::fs::{FlockOperation, flock};
+        if flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+            let holder = std::fs::read_to_string(&lock).unwrap_or_default();
+            let holder = holder.trim();
+            return Err(Error::InvalidConfig {
+                message: format!(
+                    "the SQLite state file {} is in use by another process{}: SQLite state \
+                     serves one process at a time; stop that process, or use PostgreSQL \
+                     (postgres://…) to run several",
+                    db.display(),
+                    if holder.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" (pid {holder})")
+                    }
+                ),
+            });
+        }
+    }
+    {
+        use std::io::Write as _;
+        let mut f = &file;
+        let _ = f.set_len(0);
+        let _ = write!(f, "{}", std::process::id());
+    }
+    let ownership = Arc::new(Ownership {
+        lock: canonical.clone(),
+        _file: file,
+    });
+    owned.push((canonical, Arc::downgrade(&ownership)));
+    Ok((ownership, true))
 }
 
 impl SqliteStore {
@@ -46,6 +128,7 @@ impl SqliteStore {
     /// opened (permissions, missing directory).
     pub async fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        let (owner, first) = own(&path)?;
         probe(&path).await?;
         let opts = SqliteConnectOptions::new()
             .filename(&path)
@@ -65,10 +148,15 @@ impl SqliteStore {
             pool.close().await;
             return Err(named(&path, migrate_error(BACKEND, known, e)));
         }
+        if first {
+            release_dead_owners_work(&pool, &path).await?;
+        }
+        tracing::debug!(lock = %owner.lock.display(), "state file owned");
         Ok(SqliteStore {
             path,
             pool,
             write_gate: Mutex::new(()),
+            _owner: Some(owner),
         })
     }
 
@@ -95,6 +183,34 @@ impl SqliteStore {
             .map_err(|e| db_error(BACKEND, op, e))?;
         Ok((gate, tx))
     }
+}
+
+/// Releases what a dead owner of the file left held: store leases (so the orchestrator
+/// takes its stores back at once instead of waiting out the lease TTL) and idempotency
+/// keys still "in progress" (their requests died with it; a retry runs again instead of
+/// waiting for the in-progress timeout).
+async fn release_dead_owners_work(pool: &SqlitePool, path: &Path) -> Result<()> {
+    let leases = sqlx::query(
+        "UPDATE stores SET lease_owner = NULL, lease_expires_at = NULL \
+         WHERE lease_owner IS NOT NULL",
+    )
+    .execute(pool)
+    .await
+    .map_err(|e| named(path, db_error(BACKEND, "releasing leases", e)))?
+    .rows_affected();
+    let keys = sqlx::query("DELETE FROM idempotency_keys WHERE response_status IS NULL")
+        .execute(pool)
+        .await
+        .map_err(|e| named(path, db_error(BACKEND, "releasing idempotency keys", e)))?
+        .rows_affected();
+    if leases > 0 || keys > 0 {
+        tracing::info!(
+            leases,
+            idempotency_keys = keys,
+            "took over a state file from a process that stopped: its stores are resumed now"
+        );
+    }
+    Ok(())
 }
 
 /// Prefixes a state error's message with the file it concerns.
