@@ -13,39 +13,10 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Cleanup, READY_TIMEOUT, Server, unique};
+use support::{Cleanup, READY_TIMEOUT, Server, unique, webhook_secret};
 
 fn store_path(name: &str) -> String {
     format!("/api/v1/stores/{name}")
-}
-
-/// The `webhook-secret` of a store's credentials Secret, read with kubectl.
-fn webhook_secret(name: &str) -> String {
-    let out = std::process::Command::new("kubectl")
-        .args([
-            "get",
-            "secret",
-            "-n",
-            &format!("store-{name}"),
-            &format!("{name}-credentials"),
-            "-o",
-            "jsonpath={.data.webhook-secret}",
-        ])
-        .output()
-        .expect("kubectl");
-    let b64 = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let out = std::process::Command::new("base64")
-        .arg("-d")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().expect("stdin").write_all(b64.as_bytes())?;
-            c.wait_with_output()
-        })
-        .expect("base64");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -71,6 +71,10 @@ pub struct Server {
     pub top: String,
     /// `[provisioner.limits] storesPerTenant`.
     pub stores_per_tenant: u32,
+    /// Lines inside `[provisioner]`, e.g. `storageClass = "missing"`.
+    pub provisioner: String,
+    /// `[provisioner.orchestrator] readinessTimeout`, seconds.
+    pub readiness_timeout_secs: u32,
 }
 
 impl Server {
@@ -99,6 +103,8 @@ impl Server {
             extra: extra.to_owned(),
             top: String::new(),
             stores_per_tenant: 100_000,
+            provisioner: String::new(),
+            readiness_timeout_secs: 90,
         };
         server.write_config();
         server
@@ -153,6 +159,7 @@ role = "admin"
 
 [provisioner]
 namespaceDeletionTimeoutSecs = 150
+{provisioner}
 
 [provisioner.limits]
 storesPerTenant = {stores_per_tenant}
@@ -163,7 +170,7 @@ storesTotal = 100000
 concurrency = 4
 leaseTtl = 3
 pollInterval = 0.2
-readinessTimeout = 90
+readinessTimeout = {readiness_timeout_secs}
 resyncInterval = 0
 shutdownGrace = 10
 
@@ -179,6 +186,8 @@ cap = 5000
             extra = self.extra,
             top = self.top,
             stores_per_tenant = self.stores_per_tenant,
+            provisioner = self.provisioner,
+            readiness_timeout_secs = self.readiness_timeout_secs,
         );
         std::fs::write(self.config_path(), text).expect("write config");
     }
@@ -491,6 +500,37 @@ impl Sse {
             }
         }
     }
+}
+
+/// Every value of store `name`'s credentials Secret (`<name>-credentials`), decoded:
+/// (key, value) pairs, read with kubectl.
+pub fn credential_values(name: &str) -> Vec<(String, String)> {
+    let out = Command::new("kubectl")
+        .args([
+            "get",
+            "secret",
+            "-n",
+            &format!("store-{name}"),
+            &format!("{name}-credentials"),
+            "-o",
+            r#"go-template={{range $k, $v := .data}}{{$k}}={{$v | base64decode}}{{"\n"}}{{end}}"#,
+        ])
+        .output()
+        .expect("kubectl");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// The `webhook-secret` of a store's credentials Secret.
+pub fn webhook_secret(name: &str) -> String {
+    credential_values(name)
+        .into_iter()
+        .find(|(k, _)| k == "webhook-secret")
+        .map(|(_, v)| v)
+        .unwrap_or_default()
 }
 
 /// Deletes the namespaces of the named stores on drop (also when a test panics).
