@@ -126,6 +126,16 @@ impl KeyRing {
 
 /// Middleware (as a `route_layer`): authenticates the request and stores its [`Caller`].
 pub async fn authenticate(State(keys): State<KeyRing>, mut req: Request, next: Next) -> Response {
+    if req
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return AppError::unauthorized("send one Authorization header, not several")
+            .into_response();
+    }
     let token = req
         .headers()
         .get(header::AUTHORIZATION)

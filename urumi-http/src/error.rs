@@ -214,6 +214,11 @@ impl IntoResponse for AppError {
         if let AppError::Core(e) = &self {
             rate_limit_headers(e, headers);
         }
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            // The rest of the body is never read: the connection cannot carry another
+            // request, and a client must not put it back in its pool.
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if status == StatusCode::UNAUTHORIZED {
             headers.insert(
                 header::WWW_AUTHENTICATE,

@@ -4,7 +4,8 @@
 //! own axum server), and the `urumi-server` binary serves it with the dashboard.
 //!
 //! ```text
-//!  request ─▶ x-request-id (set / propagate) ─▶ trace span ─▶ body checks (64 KiB: 413, JSON: 415)
+//!  request ─▶ x-request-id (set / propagate) ─▶ trace span ─▶ body checks (64 KiB: 413, JSON: 415,
+//!             chunked bodies read here; one Content-Type)
 //!     ─▶ routing ─┬─ matched:  metrics (route TEMPLATE) ─▶ auth (API key ─▶ Caller) ─▶ timeout ─▶ handler
 //!                 │                                                  handler: parse ─▶ Provisioner ─▶ map
 //!                 ├─ unknown path ─▶ 404 problem        wrong method ─▶ 405 problem
@@ -151,7 +152,7 @@ pub fn router_and_spec(state: AppState) -> (axum::Router, utoipa::openapi::OpenA
         .fallback(|| async { AppError::no_route() })
         .method_not_allowed_fallback(|| async { AppError::method_not_allowed() })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn(check_body))
+        .layer(middleware::from_fn_with_state(state.clone(), check_body))
         .layer(Extension(doc))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             let id = req
@@ -175,7 +176,7 @@ pub fn router(state: AppState) -> axum::Router {
 
 /// Answers 413 for a declared body over [`BODY_LIMIT`] and 415 for a body that is not
 /// JSON (the webhook receiver takes whatever WooCommerce sends).
-async fn check_body(req: Request, next: Next) -> Response {
+async fn check_body(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let headers = req.headers();
     let length = headers
         .get(header::CONTENT_LENGTH)
@@ -192,20 +193,70 @@ async fn check_body(req: Request, next: Next) -> Response {
     let has_body = length.is_some_and(|l| l > 0) || headers.contains_key(header::TRANSFER_ENCODING);
     let webhook = req.uri().path().starts_with("/api/v1/webhooks/");
     if has_body && !webhook && req.method() != Method::GET {
-        let json = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .map(|m| {
-                let m = m.trim().to_ascii_lowercase();
-                m == "application/json" || (m.starts_with("application/") && m.ends_with("+json"))
-            })
-            .unwrap_or(false);
+        // Two Content-Types (say JSON, then text) leave the body's type ambiguous.
+        let single = headers
+            .get_all(header::CONTENT_TYPE)
+            .iter()
+            .nth(1)
+            .is_none();
+        let json = single
+            && headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.split(';').next())
+                .map(|m| {
+                    let m = m.trim().to_ascii_lowercase();
+                    m == "application/json"
+                        || (m.starts_with("application/") && m.ends_with("+json"))
+                })
+                .unwrap_or(false);
         if !json {
             return AppError::unsupported_media_type().into_response();
         }
     }
+    if length.is_none() && req.headers().contains_key(header::TRANSFER_ENCODING) {
+        // Read under the request timeout, as a handler would have read it.
+        return match tokio::time::timeout(state.request_timeout, buffer_chunked(req)).await {
+            Ok(Ok(req)) => next.run(req).await,
+            Ok(Err(refused)) => refused,
+            Err(_) => AppError::from(urumi_core::Error::Timeout {
+                operation: "reading the request body".to_owned(),
+                after: state.request_timeout,
+            })
+            .into_response(),
+        };
+    }
     next.run(req).await
+}
+
+/// A body without a declared length (chunked), read here: up to [`BODY_LIMIT`] it goes on
+/// to the handler; a larger one is read on (to [`DRAIN_LIMIT`]) and dropped, then 413 —
+/// the same as a declared length, so the client sees the answer, not a reset.
+async fn buffer_chunked(req: Request) -> Result<Request, Response> {
+    use futures::StreamExt;
+    let (parts, body) = req.into_parts();
+    let mut stream = body.into_data_stream();
+    let (mut kept, mut seen) = (Vec::new(), 0usize);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| {
+            AppError::http(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_spec",
+                "the request body could not be read",
+            )
+            .into_response()
+        })?;
+        seen = seen.saturating_add(chunk.len());
+        if seen <= BODY_LIMIT {
+            kept.extend_from_slice(&chunk);
+        } else if seen > DRAIN_LIMIT {
+            break;
+        }
+    }
+    if seen > BODY_LIMIT {
+        return Err(AppError::too_large(BODY_LIMIT).into_response());
+    }
+    Ok(Request::from_parts(parts, axum::body::Body::from(kept)))
 }
 
 /// Counts the request by its route template and times it.

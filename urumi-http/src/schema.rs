@@ -6,11 +6,16 @@
 //!        described for /openapi.json by StoreDoc, AuditEventDoc, … (the core has no utoipa)
 //! ```
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
 
-/// `POST /api/v1/stores`.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+/// `POST /api/v1/stores`. Only a JSON object is accepted: serde's derived `Deserialize`
+/// would also take the fields as an array (`["shop1"]`), which no client means.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateStoreBody {
     /// A DNS-1123 label of 3–40 characters, unique across the platform.
@@ -25,6 +30,42 @@ pub struct CreateStoreBody {
     /// The owning tenant; only an admin may name another tenant than its own.
     #[serde(default)]
     pub tenant: Option<String>,
+}
+
+/// The fields of [`CreateStoreBody`] as serde derives them (unknown and duplicate keys
+/// refused), reached only through a map.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateStoreFields {
+    name: String,
+    #[serde(default)]
+    engine: Option<String>,
+    #[serde(default)]
+    plan: Option<String>,
+    #[serde(default)]
+    tenant: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for CreateStoreBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectOnly;
+        impl<'de> Visitor<'de> for ObjectOnly {
+            type Value = CreateStoreBody;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let f = CreateStoreFields::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(CreateStoreBody {
+                    name: f.name,
+                    engine: f.engine,
+                    plan: f.plan,
+                    tenant: f.tenant,
+                })
+            }
+        }
+        deserializer.deserialize_map(ObjectOnly)
+    }
 }
 
 impl From<CreateStoreBody> for urumi_core::CreateStore {

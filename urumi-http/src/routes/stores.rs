@@ -29,8 +29,15 @@ use crate::schema::{
     AuditPage, CreateStoreBody, CredentialsDoc, StoreDoc, StorePage, VerifyReportDoc,
 };
 
-/// `Idempotency-Key` → [`RequestOptions`].
+/// `Idempotency-Key` → [`RequestOptions`]. Sent twice it is refused, even with one value
+/// twice: which of two keys the request is safe to repeat under is not ours to guess.
 fn request_options(headers: &HeaderMap) -> Result<RequestOptions, AppError> {
+    if headers.get_all("idempotency-key").iter().nth(1).is_some() {
+        return Err(AppError::invalid_field(
+            "Idempotency-Key",
+            "must be sent once",
+        ));
+    }
     match headers.get("idempotency-key") {
         None => Ok(RequestOptions::default()),
         Some(v) => {
