@@ -2,7 +2,11 @@
 //!
 //! ```text
 //!  attempt 1 ─fail─▶ sleep U(0, base) ─▶ attempt 2 ─fail─▶ sleep U(0, 2·base) ─▶ … ≤ cap
-//!  after max_attempts transient failures the step fails for good.
+//!  after max_attempts transient failures the step fails for good — except while the
+//!  cluster is `unavailable` (API server down, connection refused): that is retried until
+//!  `unavailableBudget` has passed since the step's first failure (default 5 min, enough
+//!  for a managed control plane's restart), then the step fails with a reason that
+//!  `retry` clears.
 //! ```
 
 use std::time::Duration;
@@ -23,6 +27,11 @@ pub struct RetryPolicy {
     /// No delay is longer than this.
     #[serde(with = "millis")]
     pub cap: Duration,
+    /// How long (milliseconds) an `unavailable` failure — the cluster out of reach — is
+    /// retried past `max_attempts`, counted from the step's first failure. Zero: only
+    /// `max_attempts` counts.
+    #[serde(with = "millis", alias = "unavailable_budget")]
+    pub unavailable_budget: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -31,11 +40,21 @@ impl Default for RetryPolicy {
             max_attempts: 8,
             base: Duration::from_millis(500),
             cap: Duration::from_secs(30),
+            unavailable_budget: Duration::from_secs(300),
         }
     }
 }
 
 impl RetryPolicy {
+    /// Whether a step that failed `tries` times, last with `kind`, `since` its first
+    /// failure, is tried again.
+    pub fn retries(&self, kind: crate::error::ErrorKind, tries: u32, since: Duration) -> bool {
+        kind.is_retryable()
+            && (tries < self.max_attempts
+                || (kind == crate::error::ErrorKind::Unavailable
+                    && since < self.unavailable_budget))
+    }
+
     /// The upper bound of the delay after the `attempt`-th failure (1-based):
     /// `min(cap, base · 2^(attempt-1))`.
     pub fn ceiling(&self, attempt: u32) -> Duration {
@@ -77,10 +96,38 @@ mod tests {
             max_attempts: 10,
             base: Duration::from_millis(100),
             cap: Duration::from_millis(1000),
+            unavailable_budget: Duration::ZERO,
         };
         let ceilings: Vec<u128> = (1..=6).map(|a| p.ceiling(a).as_millis()).collect();
         assert_eq!(ceilings, vec![100, 200, 400, 800, 1000, 1000]);
         assert_eq!(p.ceiling(u32::MAX), Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn an_unavailable_cluster_is_waited_for_within_the_budget_only() {
+        use crate::error::ErrorKind::{Internal, Timeout, Unavailable};
+        let p = RetryPolicy::default();
+        let min = Duration::from_secs(60);
+        assert!(p.retries(Timeout, 7, min));
+        assert!(
+            !p.retries(Timeout, 8, min),
+            "other kinds stop at max_attempts"
+        );
+        assert!(
+            p.retries(Unavailable, 8, min),
+            "a 60 s outage is waited out"
+        );
+        assert!(p.retries(Unavailable, 40, Duration::from_secs(299)));
+        assert!(!p.retries(Unavailable, 40, Duration::from_secs(300)));
+        assert!(
+            !p.retries(Internal, 1, Duration::ZERO),
+            "permanent errors never"
+        );
+        let no_budget = RetryPolicy {
+            unavailable_budget: Duration::ZERO,
+            ..p
+        };
+        assert!(!no_budget.retries(Unavailable, 8, Duration::ZERO));
     }
 
     #[test]

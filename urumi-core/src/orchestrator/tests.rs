@@ -22,6 +22,7 @@ fn fast_settings() -> Settings {
             max_attempts: 3,
             base: Duration::from_millis(10),
             cap: Duration::from_millis(20),
+            unavailable_budget: Duration::ZERO,
         },
         shutdown_grace: Duration::from_secs(5),
     }

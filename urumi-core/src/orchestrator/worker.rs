@@ -180,20 +180,35 @@ where
 {
     let policy = shared.settings.retry;
     let mut tries = 0;
+    let mut first_failure: Option<std::time::Instant> = None;
     loop {
         tries += 1;
         let result = attempt_once(shared, token, on_shutdown, attempt(store.clone())).await?;
+        let since = first_failure
+            .get_or_insert_with(std::time::Instant::now)
+            .elapsed();
         match result {
             Ok(()) => return Ok(Ok(())),
-            Err(e) if e.is_retryable() && tries < policy.max_attempts => {
+            Err(e) if policy.retries(e.kind(), tries, since) => {
                 let delay = policy.delay(tries);
                 tracing::info!(store = %store.name, what, error = %e, ?delay, "transient failure; retrying");
-                store.message = format!(
-                    "{what}: {} (attempt {tries} of {}; retrying in {:.1} s)",
-                    e.tenant_message(),
-                    policy.max_attempts,
-                    delay.as_secs_f64()
-                );
+                store.message = if tries < policy.max_attempts {
+                    format!(
+                        "{what}: {} (attempt {tries} of {}; retrying in {:.1} s)",
+                        e.tenant_message(),
+                        policy.max_attempts,
+                        delay.as_secs_f64()
+                    )
+                } else {
+                    format!(
+                        "{what}: {} (unavailable for {:.0} s; waiting up to {:.0} s in all, \
+                         retrying in {:.1} s)",
+                        e.tenant_message(),
+                        since.as_secs_f64(),
+                        policy.unavailable_budget.as_secs_f64(),
+                        delay.as_secs_f64()
+                    )
+                };
                 persist(shared, store).await?;
                 tokio::select! {
                     _ = token.cancelled() => return Err(Stop::Interrupted),

@@ -104,6 +104,7 @@ pub fn fast_settings() -> ProvisionerSettings {
         max_attempts: 8,
         base: Duration::from_millis(300),
         cap: Duration::from_secs(5),
+        unavailable_budget: Duration::from_secs(120),
     };
     s
 }
