@@ -1,5 +1,5 @@
 # The commands a newcomer needs; each is a thin wrapper over a script in tests/.
-.PHONY: demo demo-down cluster cluster-down postgres postgres-down test lint bench
+.PHONY: demo demo-down cluster cluster-down postgres postgres-down test lint bench soak
 
 ## demo: the main job: local cluster up, a store created and followed until Ready
 demo:
@@ -39,3 +39,9 @@ bench:
 	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
 	@mkdir -p target/bench && eval "$$(tests/cluster/up)" && \
 	  cargo bench -p urumi-http --bench http | tee target/bench/http.md
+
+## soak: 300 stores created and deleted through the server with SIGKILLs sprinkled in
+## (about 30 min); memory, open files and tasks must stay flat (URUMI_SOAK_STORES=N)
+soak:
+	@eval "$$(tests/cluster/up)" && \
+	  cargo test -p urumi-http --test soak -- --ignored --nocapture

@@ -263,7 +263,44 @@ impl Metrics {
                 &LATENCY_BUCKETS,
             );
         }
+        drop(inner);
+        render_process(&mut out);
         out
+    }
+}
+
+/// The process's own gauges, for leak hunting (the soak watches them stay flat):
+/// resident memory and open files (Linux `/proc/self`), and the Tokio tasks alive.
+fn render_process(out: &mut String) {
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status")
+        && let Some(kib) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    {
+        let _ = writeln!(
+            out,
+            "# HELP process_resident_memory_bytes Resident memory size in bytes.\n\
+             # TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes {}",
+            kib * 1024
+        );
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        let _ = writeln!(
+            out,
+            "# HELP process_open_fds Open file descriptors.\n\
+             # TYPE process_open_fds gauge\nprocess_open_fds {}",
+            fds.count()
+        );
+    }
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        let _ = writeln!(
+            out,
+            "# HELP urumi_tokio_alive_tasks Tokio tasks alive in the server's runtime.\n\
+             # TYPE urumi_tokio_alive_tasks gauge\nurumi_tokio_alive_tasks {}",
+            handle.metrics().num_alive_tasks()
+        );
     }
 }
 
@@ -284,6 +321,10 @@ mod tests {
             "urumi_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/stores/{name}\",le=\"0.005\"} 1"
         ), "{text}");
         assert!(text.contains("urumi_stores{status=\"Ready\"} 0"), "{text}");
+        #[cfg(target_os = "linux")]
+        for gauge in ["process_resident_memory_bytes ", "process_open_fds "] {
+            assert!(text.contains(gauge), "{gauge} missing: {text}");
+        }
     }
 
     #[test]
