@@ -75,6 +75,8 @@ pub struct Server {
     pub provisioner: String,
     /// `[provisioner.orchestrator] readinessTimeout`, seconds.
     pub readiness_timeout_secs: u32,
+    /// The state URL; `None`: SQLite in the server's temp dir.
+    pub state: Option<String>,
 }
 
 impl Server {
@@ -105,6 +107,7 @@ impl Server {
             stores_per_tenant: 100_000,
             provisioner: String::new(),
             readiness_timeout_secs: 90,
+            state: None,
         };
         server.write_config();
         server
@@ -135,7 +138,7 @@ impl Server {
         let sha = urumi_http::auth::sha256_hex(&self.keys.globex);
         let text = format!(
             r#"listen = "127.0.0.1:0"
-state = "sqlite://{db}"
+state = "{state}"
 log_level = "info,urumi_core=info"
 {top}
 
@@ -180,7 +183,6 @@ base = 300
 cap = 5000
 {extra}
 "#,
-            db = db.display(),
             acme = self.keys.acme,
             admin = self.keys.admin,
             extra = self.extra,
@@ -188,6 +190,10 @@ cap = 5000
             stores_per_tenant = self.stores_per_tenant,
             provisioner = self.provisioner,
             readiness_timeout_secs = self.readiness_timeout_secs,
+            state = self
+                .state
+                .clone()
+                .unwrap_or_else(|| format!("sqlite://{}", db.display())),
         );
         std::fs::write(self.config_path(), text).expect("write config");
     }
