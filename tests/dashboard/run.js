@@ -100,6 +100,8 @@ test('create → Ready → admin login → delete', async () => {
   const password = await page.textContent('[data-testid=password]', { timeout: 10000 });
   if (!password || password.length < 12) throw new Error('no password shown');
   await page.waitForSelector('[data-testid=audit] td:text("store.credentials.read")', { timeout: 10000 });
+  // The screenshot is a test artifact: the revealed password is masked in it.
+  await page.evaluate(() => { document.querySelector('[data-testid=password]').textContent = '••••••••'; });
   await shot(page, 'store.png');
   page.once('dialog', d => d.accept());
   await page.click('[data-testid=delete]');
