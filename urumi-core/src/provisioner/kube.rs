@@ -99,7 +99,8 @@ impl KubeProvisionerBuilder {
                             .to_owned(),
                     });
                 }
-                let mut cli = HelmCli::builder();
+                let mut cli = HelmCli::builder()
+                    .timeout(Duration::from_secs(self.settings.helm_timeout_secs));
                 if let Some(path) = &self.kubeconfig {
                     cli = cli.kubeconfig(path.clone());
                 }

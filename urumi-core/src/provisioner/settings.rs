@@ -72,6 +72,11 @@ pub struct ProvisionerSettings {
     /// How long a namespace may take to disappear on delete, in seconds.
     #[serde(alias = "namespace_deletion_timeout_secs")]
     pub namespace_deletion_timeout_secs: u64,
+    /// How long one helm process (install, upgrade, uninstall) may run, in seconds,
+    /// before it is stopped and the step counts as timed out (helm's own `--timeout` is
+    /// nine tenths of it, so helm records the failure first).
+    #[serde(alias = "helm_timeout_secs")]
+    pub helm_timeout_secs: u64,
     /// How long the change feed keeps changes, in seconds (7 days); an older cursor
     /// is `cursor_expired`.
     #[serde(alias = "change_retention_secs")]
@@ -108,6 +113,7 @@ impl Default for ProvisionerSettings {
             limits: Limits::default(),
             orchestrator: Settings::default(),
             namespace_deletion_timeout_secs: 300,
+            helm_timeout_secs: 300,
             change_retention_secs: crate::state::DEFAULT_CHANGE_RETENTION.as_secs(),
             verify_target: None,
             store_access: None,
@@ -223,6 +229,9 @@ impl ProvisionerSettings {
         }
         for plan in Plan::ALL {
             crate::guardrails::SizeNumbers::of(plan, self.plans.size(plan))?;
+        }
+        if self.helm_timeout_secs < 5 {
+            return bad("helmTimeoutSecs must be at least 5".to_owned());
         }
         if self.change_retention_secs < 60 {
             return bad("changeRetentionSecs must be at least 60".to_owned());

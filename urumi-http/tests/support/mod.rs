@@ -77,6 +77,8 @@ pub struct Server {
     pub readiness_timeout_secs: u32,
     /// The state URL; `None`: SQLite in the server's temp dir.
     pub state: Option<String>,
+    /// A directory put first on the server's PATH (a wrapper `helm`, say).
+    pub path_first: Option<PathBuf>,
 }
 
 impl Server {
@@ -108,6 +110,7 @@ impl Server {
             provisioner: String::new(),
             readiness_timeout_secs: 90,
             state: None,
+            path_first: None,
         };
         server.write_config();
         server
@@ -205,7 +208,12 @@ cap = 5000
             .append(true)
             .open(self.dir.path().join("server.log"))
             .expect("log file");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_urumi-server"))
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_urumi-server"));
+        if let Some(dir) = &self.path_first {
+            let path = std::env::var("PATH").unwrap_or_default();
+            cmd.env("PATH", format!("{}:{path}", dir.display()));
+        }
+        let mut child = cmd
             .arg("--config")
             .arg(self.config_path())
             .stdout(Stdio::piped())

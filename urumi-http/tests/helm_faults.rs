@@ -1,0 +1,114 @@
+//! helm failing and hanging under the real server on the real cluster: a wrapper `helm`
+//! first on the server's PATH makes the next install of a marked store fail as the API
+//! server rejecting an object would, or hang; the store fails with the reason, then a
+//! retry (the fault cleared) brings it to Ready on one deployed release.
+//!
+//! ```text
+//!  wrapper helm: upgrade in namespace store-X while <dir>/reject-X exists ─▶ exit 1 with a
+//!                "admission webhook … denied the request" error (the file removed: real helm)
+//!                                         while <dir>/hang-X exists ─▶ sleeps (helmTimeoutSecs 6)
+//!  create ─▶ Failed (release step, reason) ─▶ fault file removed ─▶ retry ─▶ Ready, one release
+//! ```
+
+mod support;
+
+use std::path::Path;
+
+use serde_json::json;
+use support::{Cleanup, READY_TIMEOUT, Server, unique};
+
+fn wrapper(dir: &Path) {
+    let real = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v helm"])
+            .output()
+            .expect("sh")
+            .stdout,
+    )
+    .expect("utf-8");
+    let script = format!(
+        r#"#!/bin/sh
+# A helm that fails or hangs on demand (tests/helm_faults.rs), else the real one.
+ns=""; prev=""; op="$1"
+for a in "$@"; do [ "$prev" = "--namespace" ] && ns="$a"; prev="$a"; done
+store="${{ns#store-}}"
+if [ "$op" = "upgrade" ] && [ -e "{dir}/reject-$store" ]; then
+  echo 'Error: UPGRADE FAILED: admission webhook "deny.example" denied the request: pods are not allowed here' >&2
+  exit 1
+fi
+if [ "$op" = "upgrade" ] && [ -e "{dir}/hang-$store" ]; then
+  exec sleep 3600
+fi
+exec {real} "$@"
+"#,
+        dir = dir.display(),
+        real = real.trim()
+    );
+    let path = dir.join("helm");
+    std::fs::write(&path, script).expect("write wrapper");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+async fn fault_then_retry(fault: &str) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    wrapper(dir.path());
+    let mut server = Server::prepare("");
+    server.path_first = Some(dir.path().to_path_buf());
+    server.provisioner = "helmTimeoutSecs = 6".to_owned();
+    server.write_config();
+    server.spawn();
+    let acme = server.client(&server.keys.acme);
+    let name = unique(&format!("hf{}", &fault[..3]));
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    let marker = dir.path().join(format!("{fault}-{name}"));
+    std::fs::write(&marker, "").expect("marker");
+
+    let a = acme.post("/api/v1/stores", json!({ "name": name })).await;
+    assert_eq!(a.status, 202, "{}", a.json);
+    let failed = acme.wait_status(&name, "Failed", READY_TIMEOUT).await;
+    let message = failed["message"].as_str().unwrap_or("").to_owned();
+    println!(
+        "helm {fault}: the store failed at {}: {message}",
+        failed["step"]
+    );
+    assert_eq!(failed["step"], "release", "{failed}");
+    let expected = if fault == "reject" {
+        "rejected"
+    } else {
+        "timed out"
+    };
+    assert!(message.contains(expected), "{fault}: {message}");
+    assert!(
+        !message.contains("deny.example"),
+        "raw helm output reached the tenant: {message}"
+    );
+
+    std::fs::remove_file(&marker).expect("clear the fault");
+    let a = acme
+        .post_empty(&format!("/api/v1/stores/{name}/retry"))
+        .await;
+    assert_eq!(a.status, 202, "{}", a.json);
+    acme.wait_status(&name, "Ready", READY_TIMEOUT).await;
+    let out = std::process::Command::new("helm")
+        .args(["list", "-a", "-n", &format!("store-{name}"), "-o", "json"])
+        .output()
+        .expect("helm");
+    let releases: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    assert_eq!(releases[0]["status"], "deployed", "{releases:?}");
+    let a = acme.delete(&format!("/api/v1/stores/{name}")).await;
+    assert_eq!(a.status, 202);
+    acme.wait_gone(&name).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_the_api_rejects_fails_the_store_and_a_retry_clears_it() {
+    fault_then_retry("reject").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_helm_times_out_and_a_retry_clears_it() {
+    fault_then_retry("hang").await;
+}
