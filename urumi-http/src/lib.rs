@@ -140,10 +140,11 @@ pub fn router_and_spec(state: AppState) -> (axum::Router, utoipa::openapi::OpenA
         .routes(routes!(routes::ops::metrics))
         .routes(routes!(routes::ops::openapi))
         .routes(routes!(routes::ops::dashboard));
-    let (router, spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut spec) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(authenticated)
         .merge(open)
         .split_for_parts();
+    schema::document_common_problems(&mut spec);
     let doc = OpenApiDoc(Arc::new(spec.to_json().unwrap_or_default()));
     let request_id = HeaderName::from_static("x-request-id");
     let router = router

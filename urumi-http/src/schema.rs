@@ -18,18 +18,56 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateStoreBody {
-    /// A DNS-1123 label of 3–40 characters, unique across the platform.
-    #[schema(example = "shop1")]
+    /// A DNS-1123 label of 3–40 characters, unique across the platform; reserved names
+    /// (`api`, `admin`, `kube-*`, …) are refused.
+    #[schema(
+        example = "shop1",
+        pattern = "^[a-z][a-z0-9-]*[a-z0-9]$",
+        min_length = 3,
+        max_length = 40
+    )]
     pub name: String,
     /// `woocommerce` (the default).
     #[serde(default)]
     pub engine: Option<String>,
     /// `small` (the default), `medium` or `large`.
     #[serde(default)]
+    #[schema(value_type = Option<PlanName>)]
     pub plan: Option<String>,
     /// The owning tenant; only an admin may name another tenant than its own.
     #[serde(default)]
+    #[schema(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", max_length = 63)]
     pub tenant: Option<String>,
+}
+
+/// A plan's name.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanName {
+    /// The default.
+    Small,
+    /// Bigger.
+    Medium,
+    /// Biggest.
+    Large,
+}
+
+/// A store's status, as a filter.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = Status)]
+pub enum StatusName {
+    /// Accepted.
+    Pending,
+    /// Being provisioned.
+    Provisioning,
+    /// Serving.
+    Ready,
+    /// Stopped at a step.
+    Failed,
+    /// Being torn down.
+    Deleting,
 }
 
 /// The fields of [`CreateStoreBody`] as serde derives them (unknown and duplicate keys
@@ -222,4 +260,83 @@ pub struct VerifyReportDoc {
     steps: Vec<VerifyStepDoc>,
     /// The test order created.
     order_id: Option<u64>,
+}
+
+/// Adds the problems every operation of a kind can answer, which the per-route annotations
+/// leave out: 401 on each operation with a security requirement; 400 (malformed JSON), 413
+/// and 415 on each JSON request body; 400 (a parameter twice) with query parameters and 422
+/// (a value out of range) with query or header parameters; 409 `idempotency_in_progress` and 422 `idempotency_mismatch` with
+/// an `Idempotency-Key`. Existing entries are kept (their descriptions name more codes).
+pub fn document_common_problems(spec: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{Operation, ParameterIn};
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+
+    fn add(op: &mut Operation, status: &str, description: &str) {
+        let problem = ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build();
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| problem.into());
+    }
+
+    for (path, item) in spec.paths.paths.iter_mut() {
+        let webhook = path.starts_with("/api/v1/webhooks/");
+        for op in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+                add(op, "401", "unauthorized: no API key, or not a valid one");
+            }
+            if op.request_body.is_some() {
+                add(op, "413", "payload_too_large: the body is over 64 KiB");
+                if !webhook {
+                    add(op, "400", "invalid_spec: the body is not JSON");
+                    add(
+                        op,
+                        "415",
+                        "unsupported_media_type: the body is not application/json",
+                    );
+                }
+            }
+            let params = op.parameters.as_deref().unwrap_or_default();
+            let keyed = params.iter().any(|p| p.name == "Idempotency-Key");
+            let query = params
+                .iter()
+                .any(|p| matches!(p.parameter_in, ParameterIn::Query));
+            let checked = query || params.iter().any(|p| p.parameter_in == ParameterIn::Header);
+            if keyed {
+                add(op, "409", "idempotency_in_progress");
+                add(
+                    op,
+                    "422",
+                    "idempotency_mismatch, or an invalid Idempotency-Key",
+                );
+            }
+            if query {
+                add(
+                    op,
+                    "400",
+                    "invalid_spec: a malformed query (a parameter given twice)",
+                );
+            }
+            if checked {
+                add(op, "422", "invalid_spec: a parameter out of range");
+            }
+        }
+    }
 }

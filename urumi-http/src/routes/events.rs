@@ -29,6 +29,7 @@ use crate::routes::AppQuery;
 #[into_params(parameter_in = Query)]
 pub struct AfterParams {
     /// Resume after this sequence (the `id` of the last event seen).
+    #[param(value_type = Option<u64>, minimum = 0)]
     after: Option<String>,
 }
 

@@ -94,10 +94,13 @@ pub async fn create(
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Only stores with this status.
+    #[param(value_type = Option<crate::schema::StatusName>)]
     status: Option<String>,
     /// Only this tenant's stores (admins).
+    #[param(pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", max_length = 63)]
     tenant: Option<String>,
     /// Page size, 1–1000 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// `nextCursor` of the previous page.
     cursor: Option<String>,
@@ -240,6 +243,7 @@ pub async fn verify(
 #[into_params(parameter_in = Query)]
 pub struct PageParams {
     /// Page size, 1–1000 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// `nextCursor` of the previous page.
     cursor: Option<String>,
@@ -277,8 +281,10 @@ pub struct AuditParams {
     /// Only this tenant (admins).
     tenant: Option<String>,
     /// RFC 3339: only events at or after.
+    #[param(value_type = Option<String>, format = DateTime)]
     since: Option<String>,
     /// Page size, 1–1000 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
     limit: Option<String>,
     /// `nextCursor` of the previous page.
     cursor: Option<String>,
