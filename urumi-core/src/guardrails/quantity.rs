@@ -80,16 +80,22 @@ fn parse(s: &str) -> Result<(u128, u128), QuantityError> {
     } else {
         frac.parse().map_err(|_| err())?
     };
-    let numer = (int * scale + frac_v).checked_mul(mul).ok_or_else(err)?;
+    // Checked throughout: a 39-digit quantity must be an error, not an overflow.
+    let numer = int
+        .checked_mul(scale)
+        .and_then(|v| v.checked_add(frac_v))
+        .and_then(|v| v.checked_mul(mul))
+        .ok_or_else(err)?;
     Ok((numer, scale * div))
 }
 
 fn to_units(s: &str, per_unit: u128) -> Result<u64, QuantityError> {
-    let (n, d) = parse(s)?;
-    let v = (n * per_unit).div_ceil(d);
-    u64::try_from(v).map_err(|_| QuantityError {
+    let too_big = || QuantityError {
         input: s.chars().take(32).collect(),
-    })
+    };
+    let (n, d) = parse(s)?;
+    let v = n.checked_mul(per_unit).ok_or_else(too_big)?.div_ceil(d);
+    u64::try_from(v).map_err(|_| too_big())
 }
 
 /// CPU in millicores: `"500m"` → 500, `"2"` → 2000, `"0.1"` → 100.
@@ -137,6 +143,19 @@ pub fn format_mebibytes_floor(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantities_too_big_for_128_bits_are_errors_not_overflows() {
+        // Found by cargo fuzz (urumi-core/fuzz, target settings_toml).
+        for input in [
+            "340282366920938463463374607431768211455.5",
+            "340282366920938463463374607431768212",
+            "340282366920938463463374607431768211455Ei",
+        ] {
+            assert!(cpu_millis(input).is_err(), "{input}");
+            assert!(bytes(input).is_err(), "{input}");
+        }
+    }
 
     #[test]
     fn cpu_table() {
