@@ -90,7 +90,9 @@ export function offline(extra = {}) {
     kubeconfig: offlineKubeconfig(),
     limits: unlimited,
     settings: {
-      orchestrator: { pollInterval: 60, resyncInterval: 0, retry: { maxAttempts: 1, base: 10, cap: 10 } },
+      // No cluster answers here: one attempt, and no waiting out the unreachable cluster
+      // (unavailableBudget 0), so a store fails at once.
+      orchestrator: { pollInterval: 60, resyncInterval: 0, retry: { maxAttempts: 1, base: 10, cap: 10, unavailableBudget: 0 } },
     },
     ...extra,
   }
