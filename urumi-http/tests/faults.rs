@@ -22,23 +22,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::{Cleanup, READY_TIMEOUT, Server, unique};
-
-fn kubectl(args: &[&str]) -> String {
-    let out = std::process::Command::new("kubectl")
-        .args(args)
-        .output()
-        .expect("kubectl");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn helm_releases(namespace: &str) -> Vec<Value> {
-    let out = std::process::Command::new("helm")
-        .args(["list", "-a", "-n", namespace, "-o", "json"])
-        .output()
-        .expect("helm");
-    serde_json::from_slice(&out.stdout).unwrap_or_default()
-}
+use support::{Cleanup, READY_TIMEOUT, Server, kubectl, releases_in, unique};
 
 /// Sends `request` until the server answers (it may be down or restarting).
 async fn until_answered(
@@ -178,7 +162,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
             "-o",
             "name",
         ]);
-        let releases = helm_releases(&format!("store-{n}"));
+        let releases = releases_in(&format!("store-{n}"));
         match (ns.lines().count(), releases.len()) {
             (0, _) | (_, 0) => lost += 1,
             (1, 1) => {}

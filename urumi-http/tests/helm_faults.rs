@@ -91,11 +91,7 @@ async fn fault_then_retry(fault: &str) {
         .await;
     assert_eq!(a.status, 202, "{}", a.json);
     acme.wait_status(&name, "Ready", READY_TIMEOUT).await;
-    let out = std::process::Command::new("helm")
-        .args(["list", "-a", "-n", &format!("store-{name}"), "-o", "json"])
-        .output()
-        .expect("helm");
-    let releases: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let releases = support::releases_in(&format!("store-{name}"));
     assert_eq!(releases.len(), 1, "{releases:?}");
     assert_eq!(releases[0]["status"], "deployed", "{releases:?}");
     let a = acme.delete(&format!("/api/v1/stores/{name}")).await;

@@ -20,7 +20,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{READY_TIMEOUT, Server, unique};
+use support::{READY_TIMEOUT, Server, releases_in, unique};
 
 /// One operator on the cluster at a time.
 static OPERATOR: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -212,14 +212,6 @@ fn operator_server(stores_per_tenant: u32) -> Server {
 
 fn namespace_exists(name: &str) -> bool {
     kubectl(&["get", "namespace", name]).ok
-}
-
-fn releases_in(namespace: &str) -> Vec<Value> {
-    let out = Command::new("helm")
-        .args(["list", "-a", "-n", namespace, "-o", "json"])
-        .output()
-        .expect("helm");
-    serde_json::from_slice(&out.stdout).unwrap_or_default()
 }
 
 /// `apiserver_request_total` for group urumi.dev, by "VERB subresource".

@@ -128,12 +128,7 @@ async fn a_30_second_postgres_outage_under_two_replicas_loses_nothing() {
     for n in &names {
         let s = via_b.wait_status(n, "Ready", READY_TIMEOUT).await;
         assert_eq!(s["attempts"], 1, "{n} resumed, not retried: {s}");
-        let out = std::process::Command::new("helm")
-            .args(["list", "-a", "-n", &format!("store-{n}"), "-o", "json"])
-            .output()
-            .expect("helm");
-        let releases: Vec<serde_json::Value> =
-            serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let releases = support::releases_in(&format!("store-{n}"));
         assert_eq!(releases.len(), 1, "{n}: {releases:?}");
         assert_eq!(releases[0]["status"], "deployed", "{n}: {releases:?}");
     }

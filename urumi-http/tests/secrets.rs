@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::json;
-use support::{Cleanup, READY_TIMEOUT, Server, credential_values, unique};
+use support::{Cleanup, READY_TIMEOUT, Server, credential_values, kubectl, unique};
 
 /// Keeps an API answer for the scan.
 fn keep(answers: &mut Vec<(String, Vec<u8>)>, what: &str, a: &support::Answer) {
@@ -42,14 +42,6 @@ fn scan(hits: &mut Vec<Hit>, secrets: &[(&'static str, String)], source: &str, t
             });
         }
     }
-}
-
-fn kubectl(args: &[&str]) -> String {
-    let out = std::process::Command::new("kubectl")
-        .args(args)
-        .output()
-        .expect("kubectl");
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

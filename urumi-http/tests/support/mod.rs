@@ -516,6 +516,24 @@ impl Sse {
     }
 }
 
+/// kubectl's stdout for `args` (from the cluster of `tests/cluster/up`).
+pub fn kubectl(args: &[&str]) -> String {
+    let out = Command::new("kubectl")
+        .args(args)
+        .output()
+        .expect("kubectl");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `helm list -a -n namespace` as JSON rows (empty when there are none).
+pub fn releases_in(namespace: &str) -> Vec<serde_json::Value> {
+    let out = Command::new("helm")
+        .args(["list", "-a", "-n", namespace, "-o", "json"])
+        .output()
+        .expect("helm");
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
 /// Every value of store `name`'s credentials Secret (`<name>-credentials`), decoded:
 /// (key, value) pairs, read with kubectl.
 pub fn credential_values(name: &str) -> Vec<(String, String)> {
