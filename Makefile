@@ -40,8 +40,11 @@ bench:
 	@mkdir -p target/bench && eval "$$(tests/cluster/up)" && \
 	  cargo bench -p urumi-http --bench http | tee target/bench/http.md
 
-## soak: 300 stores created and deleted through the server with SIGKILLs sprinkled in
-## (about 30 min); memory, open files and tasks must stay flat (URUMI_SOAK_STORES=N)
+## soak: 300 stores created and deleted through the server with SIGKILLs and helm faults
+## sprinkled in (about 30 min); memory, open files and tasks must stay flat
+## (URUMI_SOAK_STORES=N); then the fuzzers for longer (URUMI_FUZZ_SECS, 300 s per target)
 soak:
 	@eval "$$(tests/cluster/up)" && \
 	  cargo test -p urumi-http --test soak -- --ignored --nocapture
+	@URUMI_FUZZ_SECS=$${URUMI_FUZZ_SECS:-300} URUMI_SCHEMATHESIS_EXAMPLES=$${URUMI_SCHEMATHESIS_EXAMPLES:-100} \
+	  tests/fuzz/test

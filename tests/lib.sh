@@ -18,6 +18,8 @@
 #                         `WHAT: ok` or `WHAT: FAILED (tail of DIR/WHAT.log follows)` and the
 #                         last --tail lines of the log — no `ok -` line (bindings suites).
 #   log MSG...            `[PREFIX] MSG` on stderr (PREFIX from --prefix, default `test`)
+#   report_count LINE     prints `# LINE` and appends LINE to the file $URUMI_COUNTS names (set by
+#                         tests/all, which prints every suite's counts together at its end)
 #   finish                prints `$passed passed, $failed failed`; exits 0 if none failed, else 1
 #
 # The counters are plain variables, `passed` and `failed`: a suite that reads a count from
@@ -42,6 +44,11 @@ suite() { # suite [--prefix NAME] [--tail N] [--log-dir DIR]
 }
 
 log() { printf '[%s] %s\n' "$_lib_prefix" "$*" >&2; }
+
+report_count() {
+  echo "# $*"
+  if [[ -n ${URUMI_COUNTS:-} ]]; then echo "$*" >>"$URUMI_COUNTS"; fi
+}
 
 ok() { echo "ok - $*"; passed=$((passed + 1)); }
 

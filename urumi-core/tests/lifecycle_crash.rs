@@ -223,6 +223,17 @@ async fn killed_at_then_restarted(at: Step, when: When, state: State, orphan_hel
     }
     assert_eq!(store["status"], "Ready", "{store}");
     assert_eq!(store["step"], "done", "{store}");
+    report_count(&format!(
+        "crash: {state:?}, kill -9 in the {} step{}: restart → Ready in {:.1} s (lease TTL \
+         {lease_secs} s)",
+        at.as_str(),
+        if orphan_helm {
+            ", helm left running"
+        } else {
+            ""
+        },
+        resumed.as_secs_f64()
+    ));
     assert_eq!(
         store["attempts"], 1,
         "a resumed store is not a retry: {store}"

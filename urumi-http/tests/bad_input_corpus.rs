@@ -1637,11 +1637,12 @@ async fn no_bad_input_gets_in() {
 
     let per_group: Vec<String> = groups.iter().map(|(g, n)| format!("{g} {n}")).collect();
     println!("groups: {}", per_group.join(", "));
-    println!("bad inputs tried: {total}, 4xx: {n4xx}, 5xx: {n5xx}");
-    println!(
-        "problem+json: {}, refused by the HTTP parser before the router (empty 4xx): {parser}",
-        n4xx - parser
-    );
+    support::report_count(&format!(
+        "bad input: {total} requests tried, 4xx: {n4xx} ({} problem+json, {parser} refused by \
+         the HTTP parser before the router), 5xx: {n5xx}, cases failed: {}",
+        n4xx - parser,
+        failures.len()
+    ));
     assert!(
         failures.is_empty(),
         "{} of {total} cases failed:\n{}",

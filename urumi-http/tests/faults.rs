@@ -9,6 +9,9 @@
 //!  round 3: kill -9 while the rest provision                      ─ restart
 //!  ─▶ 12 Ready, 8 gone; per store one namespace, one deployed release, no pending-*;
 //!     the audit trail never holds an action twice, and creation precedes readiness
+//!  retries: 8 stores Failed (a helm that rejects them) ─▶ fault cleared ─▶ 8 retries at once
+//!           ─ kill -9 after a random 0.2–2.5 s ─ restart ─ resend all ─ kill -9 again while
+//!           they provision ─ restart ─▶ 8 Ready, one release each, store.retry at most once
 //!  quota: a store's namespace filled ─▶ Failed with the reason ─▶ quota freed ─▶ retry ─▶ Ready
 //! ```
 //!
@@ -24,30 +27,56 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use support::{Cleanup, READY_TIMEOUT, Server, kubectl, releases_in, unique};
 
-/// Sends `request` until the server answers (it may be down or restarting).
-async fn until_answered(
-    client: &support::Client,
-    method: Method,
-    path: &str,
-    key: &str,
-    body: Option<Value>,
-) -> u16 {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    loop {
-        let mut r = client
-            .request(method.clone(), path)
-            .header("idempotency-key", key);
-        if let Some(b) = &body {
-            r = r.json(b);
-        }
-        match r.send().await {
-            Ok(res) => return res.status().as_u16(),
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(300)).await;
+/// The namespaces labelled for store `name`, and its helm releases: (namespaces, releases,
+/// all deployed).
+fn one_of_everything(name: &str) -> (usize, usize, bool) {
+    let ns = kubectl(&[
+        "get",
+        "namespaces",
+        "-l",
+        &format!("urumi.dev/store={name}"),
+        "-o",
+        "name",
+    ]);
+    let releases = releases_in(&format!("store-{name}"));
+    let deployed = releases.iter().all(|r| r["status"] == "deployed");
+    (ns.lines().count(), releases.len(), deployed)
+}
+
+/// Of `names` (which must all exist): those with no namespace or no release (lost), and
+/// those with more than one, or a release not deployed (duplicated), each with its counts.
+fn lost_and_duplicated(names: &[String]) -> (Vec<String>, Vec<String>) {
+    let (mut lost, mut duplicated) = (Vec::new(), Vec::new());
+    for n in names {
+        match one_of_everything(n) {
+            (ns, r, _) if ns == 0 || r == 0 => {
+                lost.push(format!("{n}: {ns} namespaces, {r} releases"));
             }
-            Err(e) => panic!("{method} {path}: no answer in 90 s: {e}"),
+            (1, 1, true) => {}
+            (ns, r, deployed) => duplicated.push(format!(
+                "{n}: {ns} namespaces, {r} releases, all deployed: {deployed}"
+            )),
         }
     }
+    (lost, duplicated)
+}
+
+/// Store namespaces of `names` holding a helm release in a `pending-*` state.
+fn pending_releases(names: &[String]) -> Vec<String> {
+    let rows = kubectl(&[
+        "get",
+        "secrets",
+        "-A",
+        "-l",
+        "owner=helm",
+        "-o",
+        "jsonpath={range .items[*]}{.metadata.namespace} {.metadata.labels.status}{\"\\n\"}{end}",
+    ]);
+    rows.lines()
+        .filter(|l| names.iter().any(|n| l.starts_with(&format!("store-{n} "))))
+        .filter(|l| l.contains("pending"))
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Fires `requests` at once and SIGKILLs the server after a random pause; then restarts
@@ -81,7 +110,7 @@ async fn kill_during(
     let client = server.client(key);
     let mut statuses = Vec::new();
     for (m, p, k, b) in requests {
-        statuses.push(until_answered(&client, m.clone(), p, k, b.clone()).await);
+        statuses.push(client.until_answered(m.clone(), p, k, b.as_ref()).await);
     }
     statuses
 }
@@ -151,47 +180,14 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     }
 
     // One of everything for the kept; nothing for the deleted.
-    let mut lost = 0;
-    let mut duplicated = 0;
-    for n in kept {
-        let ns = kubectl(&[
-            "get",
-            "namespaces",
-            "-l",
-            &format!("urumi.dev/store={n}"),
-            "-o",
-            "name",
-        ]);
-        let releases = releases_in(&format!("store-{n}"));
-        match (ns.lines().count(), releases.len()) {
-            (0, _) | (_, 0) => lost += 1,
-            (1, 1) => {}
-            _ => duplicated += 1,
-        }
-        assert_eq!(ns.lines().count(), 1, "{n}: namespaces {ns}");
-        assert_eq!(releases.len(), 1, "{n}: {releases:?}");
-        assert_eq!(releases[0]["status"], "deployed", "{n}: {releases:?}");
-    }
+    let (lost, duplicated) = lost_and_duplicated(kept);
     for n in deleted {
         assert!(
             kubectl(&["get", "namespace", &format!("store-{n}"), "-o", "name"]).is_empty(),
             "{n}: its namespace remains"
         );
     }
-    let pending = kubectl(&[
-        "get",
-        "secrets",
-        "-A",
-        "-l",
-        "owner=helm",
-        "-o",
-        "jsonpath={range .items[*]}{.metadata.namespace} {.metadata.labels.status}{\"\\n\"}{end}",
-    ]);
-    let pending: Vec<&str> = pending
-        .lines()
-        .filter(|l| names.iter().any(|n| l.starts_with(&format!("store-{n} "))))
-        .filter(|l| l.contains("pending"))
-        .collect();
+    let pending = pending_releases(&names);
     assert!(pending.is_empty(), "pending releases: {pending:?}");
 
     // The audit trail: no action twice; creation before readiness.
@@ -229,14 +225,101 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
             assert!(created <= ready, "{n}: ready before created");
         }
     }
-    println!(
-        "faults: {faults} SIGKILLs of the server; stores affected: {}; lost: {lost}; \
-         duplicated: {duplicated}; store.create audit events missing (a kill between the \
-         record and its audit event): {missing_creates}",
-        names.len()
+    support::report_count(&format!(
+        "faults: {faults} SIGKILLs of the server during creates, deletes and provisioning; \
+         stores affected: {}; lost: {}; duplicated: {}; store.create audit \
+         events missing (a kill between the record and its audit event): {missing_creates}",
+        names.len(),
+        lost.len(),
+        duplicated.len()
+    ));
+    assert!(lost.is_empty(), "lost: {lost:?}");
+    assert!(duplicated.is_empty(), "duplicated: {duplicated:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_retries_loses_and_duplicates_nothing() {
+    let helm_dir = tempfile::tempdir().expect("temp dir");
+    support::faulty_helm(helm_dir.path());
+    let mut server = Server::prepare("");
+    server.path_first = Some(helm_dir.path().to_path_buf());
+    server.write_config();
+    server.spawn();
+    let acme_key = server.keys.acme.clone();
+    let names: Vec<String> = (0..8).map(|_| unique("frt")).collect();
+    let mut cleanup = Cleanup::default();
+    let acme = server.client(&acme_key);
+    for n in &names {
+        cleanup.add(n);
+        std::fs::write(helm_dir.path().join(format!("reject-{n}")), "").expect("marker");
+        let a = acme.post("/api/v1/stores", json!({ "name": n })).await;
+        assert_eq!(a.status, 202, "{}", a.json);
+    }
+    for n in &names {
+        acme.wait_status(n, "Failed", READY_TIMEOUT).await;
+        std::fs::remove_file(helm_dir.path().join(format!("reject-{n}"))).expect("clear");
+    }
+
+    let retries: Vec<_> = names
+        .iter()
+        .map(|n| {
+            (
+                Method::POST,
+                format!("/api/v1/stores/{n}/retry"),
+                format!("retry-{n}"),
+                None,
+            )
+        })
+        .collect();
+    let statuses = kill_during(&mut server, &acme_key, &retries).await;
+    assert!(
+        statuses.iter().all(|s| *s == 202),
+        "a resent retry with its key answers 202: {statuses:?}"
     );
-    assert_eq!(lost, 0);
-    assert_eq!(duplicated, 0);
+    tokio::time::sleep(Duration::from_millis(rand::rng().random_range(500..3000))).await;
+    server.kill9_and_restart();
+    let faults = 2;
+
+    let acme = server.client(&acme_key);
+    let admin = server.client(&server.keys.admin);
+    for n in &names {
+        acme.wait_status(n, "Ready", READY_TIMEOUT * 2).await;
+    }
+    let (lost, duplicated) = lost_and_duplicated(&names);
+    let pending = pending_releases(&names);
+    assert!(pending.is_empty(), "pending releases: {pending:?}");
+    for n in &names {
+        let trail = admin
+            .get(&format!("/api/v1/stores/{n}/events?limit=200"))
+            .await;
+        let items = trail.json["items"].as_array().cloned().unwrap_or_default();
+        let retried = items
+            .iter()
+            .filter(|e| e["action"] == "store.retry" && e["outcome"] == "success")
+            .count();
+        assert!(retried <= 1, "{n}: store.retry recorded {retried} times");
+        let readies = items
+            .iter()
+            .filter(|e| e["action"] == "store.ready" && e["outcome"] == "success")
+            .count();
+        assert!(readies <= 1, "{n}: store.ready recorded {readies} times");
+    }
+    support::report_count(&format!(
+        "faults: {faults} SIGKILLs of the server during retries; stores affected: {}; \
+         lost: {}; duplicated: {}",
+        names.len(),
+        lost.len(),
+        duplicated.len()
+    ));
+    assert!(lost.is_empty(), "lost: {lost:?}");
+    assert!(duplicated.is_empty(), "duplicated: {duplicated:?}");
+    for n in &names {
+        let a = acme.delete(&format!("/api/v1/stores/{n}")).await;
+        assert_eq!(a.status, 202, "{}", a.json);
+    }
+    for n in &names {
+        acme.wait_gone(n).await;
+    }
 }
 
 /// Creates one List of `count` placeholder pods in `ns` (one kubectl call: fast enough
@@ -340,6 +423,10 @@ async fn a_filled_quota_fails_the_store_with_its_reason_and_retry_clears_it() {
             .await;
         assert_eq!(a.status, 202, "{}", a.json);
         acme.wait_status(&name, "Ready", READY_TIMEOUT).await;
+        support::report_count(&format!(
+            "faults: a namespace quota filled ({hard_pods} pods); stores affected: 1, Failed \
+             with the reason, Ready after the quota was freed and a retry"
+        ));
         let a = acme.delete(&format!("/api/v1/stores/{name}")).await;
         assert_eq!(a.status, 202);
         acme.wait_gone(&name).await;

@@ -12,47 +12,12 @@
 
 mod support;
 
-use std::path::Path;
-
 use serde_json::json;
 use support::{Cleanup, READY_TIMEOUT, Server, unique};
 
-fn wrapper(dir: &Path) {
-    let real = String::from_utf8(
-        std::process::Command::new("sh")
-            .args(["-c", "command -v helm"])
-            .output()
-            .expect("sh")
-            .stdout,
-    )
-    .expect("utf-8");
-    let script = format!(
-        r#"#!/bin/sh
-# A helm that fails or hangs on demand (tests/helm_faults.rs), else the real one.
-ns=""; prev=""; op="$1"
-for a in "$@"; do [ "$prev" = "--namespace" ] && ns="$a"; prev="$a"; done
-store="${{ns#store-}}"
-if [ "$op" = "upgrade" ] && [ -e "{dir}/reject-$store" ]; then
-  echo 'Error: UPGRADE FAILED: admission webhook "deny.example" denied the request: pods are not allowed here' >&2
-  exit 1
-fi
-if [ "$op" = "upgrade" ] && [ -e "{dir}/hang-$store" ]; then
-  exec sleep 3600
-fi
-exec {real} "$@"
-"#,
-        dir = dir.display(),
-        real = real.trim()
-    );
-    let path = dir.join("helm");
-    std::fs::write(&path, script).expect("write wrapper");
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
 async fn fault_then_retry(fault: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
-    wrapper(dir.path());
+    support::faulty_helm(dir.path());
     let mut server = Server::prepare("");
     server.path_first = Some(dir.path().to_path_buf());
     server.provisioner = "helmTimeoutSecs = 6".to_owned();
@@ -69,10 +34,6 @@ async fn fault_then_retry(fault: &str) {
     assert_eq!(a.status, 202, "{}", a.json);
     let failed = acme.wait_status(&name, "Failed", READY_TIMEOUT).await;
     let message = failed["message"].as_str().unwrap_or("").to_owned();
-    println!(
-        "helm {fault}: the store failed at {}: {message}",
-        failed["step"]
-    );
     assert_eq!(failed["step"], "release", "{failed}");
     let expected = if fault == "reject" {
         "rejected"
@@ -94,6 +55,11 @@ async fn fault_then_retry(fault: &str) {
     let releases = support::releases_in(&format!("store-{name}"));
     assert_eq!(releases.len(), 1, "{releases:?}");
     assert_eq!(releases[0]["status"], "deployed", "{releases:?}");
+    support::report_count(&format!(
+        "faults: helm {fault}s an install; stores affected: 1, Failed at its {} step \
+         ({message}), Ready on one deployed release after a retry",
+        failed["step"].as_str().unwrap_or("?")
+    ));
     let a = acme.delete(&format!("/api/v1/stores/{name}")).await;
     assert_eq!(a.status, 202);
     acme.wait_gone(&name).await;

@@ -132,11 +132,13 @@ async fn a_30_second_postgres_outage_under_two_replicas_loses_nothing() {
         assert_eq!(releases.len(), 1, "{n}: {releases:?}");
         assert_eq!(releases[0]["status"], "deployed", "{n}: {releases:?}");
     }
-    println!(
-        "all {} stores Ready {:.1} s after PostgreSQL stopped",
+    support::report_count(&format!(
+        "faults: PostgreSQL stopped for {} s under two replicas; stores affected: {}, all \
+         Ready {:.1} s after it stopped; requests during the outage answered 503",
+        OUTAGE.as_secs(),
         names.len(),
         stopped.elapsed().as_secs_f64()
-    );
+    ));
     for n in &names {
         let r = via_b.delete(&format!("/api/v1/stores/{n}")).await;
         assert_eq!(r.status, 202, "{}", r.json);

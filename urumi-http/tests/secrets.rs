@@ -269,13 +269,13 @@ async fn no_password_webhook_secret_or_api_key_is_written_anywhere() {
             sources += 1;
         }
     }
-    println!(
-        "secrets found: {} ({} secrets × {sources} sources: log, {} answers, state files, \
+    support::report_count(&format!(
+        "secrets: found {} ({} secrets × {sources} sources: log, {} answers, state files, \
          helm values)",
         hits.len(),
         secrets.len(),
         answers.len()
-    );
+    ));
     let leaks: Vec<String> = hits
         .iter()
         .map(|h| format!("{} in {}", h.secret, h.source))

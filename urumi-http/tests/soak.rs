@@ -1,11 +1,13 @@
 //! The soak (`make soak`, not part of `make test`): many stores created and deleted through
-//! the real server in waves, with SIGKILLs sprinkled into the first 60 % of the waves; over
+//! the real server in waves, with SIGKILLs and helm rejections (a store Failed, then retried)
+//! sprinkled into the first 60 % of the waves; over
 //! the last 40 % (no restarts) the server's resident memory, open files and Tokio tasks,
 //! read from its `/metrics`, stay flat; no store is lost.
 //!
 //! ```text
 //!  waves of 10: create 10 at once ─▶ all Ready ─▶ delete 10 ─▶ all gone ─▶ scrape /metrics
 //!    every 4th wave of the first 60 %: kill -9 mid-wave, restart, resend with the same keys
+//!    every 4th wave (offset 2) of the first 60 %: helm rejects one store ─▶ Failed ─▶ retry
 //!  ─▶ table of RSS / open fds / tasks per wave; growth over the quiet part
 //! ```
 //!
@@ -42,35 +44,6 @@ async fn process_gauges(url: &str) -> (f64, f64, f64) {
     )
 }
 
-/// POST or DELETE with a key, resent until the (possibly restarting) server answers.
-async fn send_until_answered(
-    server_url: &dyn Fn() -> String,
-    key: &str,
-    method: reqwest::Method,
-    path: &str,
-    idem: &str,
-    body: Option<serde_json::Value>,
-) -> u16 {
-    let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let mut r = client
-            .request(method.clone(), format!("{}{path}", server_url()))
-            .bearer_auth(key)
-            .header("idempotency-key", idem);
-        if let Some(b) = &body {
-            r = r.json(b);
-        }
-        match r.send().await {
-            Ok(res) => return res.status().as_u16(),
-            Err(e) => {
-                assert!(Instant::now() < deadline, "{method} {path}: {e}");
-                tokio::time::sleep(Duration::from_millis(300)).await;
-            }
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the soak: run by `make soak`"]
 async fn waves_of_stores_with_sigkills_keep_memory_files_and_tasks_flat() {
@@ -80,8 +53,14 @@ async fn waves_of_stores_with_sigkills_keep_memory_files_and_tasks_flat() {
         .unwrap_or(300);
     let waves = total.div_ceil(WAVE).max(3);
     let quiet_from = waves * 6 / 10;
-    let mut server = Server::start();
+    let helm_dir = tempfile::tempdir().expect("temp dir");
+    support::faulty_helm(helm_dir.path());
+    let mut server = Server::prepare("");
+    server.path_first = Some(helm_dir.path().to_path_buf());
+    server.write_config();
+    server.spawn();
     let key = server.keys.acme.clone();
+    let mut helm_faults = 0;
     let mut cleanup = Cleanup::default();
     let mut curve = Vec::new();
     let mut kills = 0;
@@ -92,6 +71,11 @@ async fn waves_of_stores_with_sigkills_keep_memory_files_and_tasks_flat() {
             cleanup.add(n);
         }
         let kill_now = wave < quiet_from && wave % 4 == 1;
+        let helm_fault_now = wave < quiet_from && wave % 4 == 3;
+        if helm_fault_now {
+            std::fs::write(helm_dir.path().join(format!("reject-{}", names[0])), "")
+                .expect("marker");
+        }
         let url = server.url.clone();
         let creates = futures::future::join_all(names.iter().map(|n| {
             let url = url.clone();
@@ -113,37 +97,44 @@ async fn waves_of_stores_with_sigkills_keep_memory_files_and_tasks_flat() {
             server.kill9_and_restart();
             kills += 1;
         }
-        let url = server.url.clone();
-        let current = move || url.clone();
+        let client = server.client(&key);
         for n in &names {
-            let status = send_until_answered(
-                &current,
-                &key,
-                reqwest::Method::POST,
-                "/api/v1/stores",
-                &format!("create-{n}"),
-                Some(json!({ "name": n })),
-            )
-            .await;
+            let status = client
+                .until_answered(
+                    reqwest::Method::POST,
+                    "/api/v1/stores",
+                    &format!("create-{n}"),
+                    Some(&json!({ "name": n })),
+                )
+                .await;
             assert_eq!(
                 status, 202,
                 "{n}: the create (resent with its key) answers 202"
             );
         }
-        let client = server.client(&key);
+        if helm_fault_now {
+            // The rejected store fails; the fault cleared, a retry brings it up.
+            client.wait_status(&names[0], "Failed", READY_TIMEOUT).await;
+            std::fs::remove_file(helm_dir.path().join(format!("reject-{}", names[0])))
+                .expect("clear the fault");
+            let a = client
+                .post_empty(&format!("/api/v1/stores/{}/retry", names[0]))
+                .await;
+            assert_eq!(a.status, 202, "retry: {}", a.json);
+            helm_faults += 1;
+        }
         for n in &names {
             client.wait_status(n, "Ready", READY_TIMEOUT * 2).await;
         }
         for n in &names {
-            let status = send_until_answered(
-                &current,
-                &key,
-                reqwest::Method::DELETE,
-                &format!("/api/v1/stores/{n}"),
-                &format!("delete-{n}"),
-                None,
-            )
-            .await;
+            let status = client
+                .until_answered(
+                    reqwest::Method::DELETE,
+                    &format!("/api/v1/stores/{n}"),
+                    &format!("delete-{n}"),
+                    None,
+                )
+                .await;
             assert!(status == 202 || status == 404, "{n}: delete {status}");
         }
         for n in &names {
@@ -151,7 +142,7 @@ async fn waves_of_stores_with_sigkills_keep_memory_files_and_tasks_flat() {
         }
         let (rss, fds, tasks) = process_gauges(&server.url).await;
         println!(
-            "wave {wave:>3}: {:>4} stores done, {kills} kills, {:>6.1} s, RSS {:>6.1} MiB, \
+            "wave {wave:>3}: {:>4} stores done, {kills} kills, {helm_faults} helm faults, {:>6.1} s, RSS {:>6.1} MiB, \
              {fds:>4.0} fds, {tasks:>5.0} tasks",
             (wave + 1) * WAVE,
             started.elapsed().as_secs_f64(),
@@ -170,18 +161,21 @@ async fn waves_of_stores_with_sigkills_keep_memory_files_and_tasks_flat() {
     let quiet: Vec<_> = curve.iter().filter(|(w, ..)| *w > quiet_from).collect();
     if let (Some(first), Some(last)) = (quiet.first(), quiet.last()) {
         let growth = last.1 / first.1;
-        println!(
-            "soak: {} stores, {kills} SIGKILLs, {:.1} min; over waves {}..{}: RSS ×{growth:.2}, \
-             fds {:.0} → {:.0}, tasks {:.0} → {:.0}",
+        support::report_count(&format!(
+            "soak: {} stores created and deleted, {kills} SIGKILLs, {helm_faults} helm \
+             rejections retried, {:.1} min, 0 lost; over waves {}..{} (no faults): RSS \
+             {:.1} → {:.1} MiB (×{growth:.2}), fds {:.0} → {:.0}, tasks {:.0} → {:.0}",
             waves * WAVE,
             started.elapsed().as_secs_f64() / 60.0,
             first.0,
             last.0,
+            first.1 / 1_048_576.0,
+            last.1 / 1_048_576.0,
             first.2,
             last.2,
             first.3,
             last.3
-        );
+        ));
         assert!(growth < 1.5, "RSS grew ×{growth:.2} with no restart");
         assert!(
             last.2 <= first.2 + 10.0,

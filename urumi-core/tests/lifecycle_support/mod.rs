@@ -7,6 +7,7 @@
 //!  postgres_url()  ── URUMI_TEST_POSTGRES_URL from `eval "$(tests/postgres/up)"`, or it fails
 //!  fast_settings() ── ProvisionerSettings: unlimited limits, 3 s leases, 200 ms polls
 //!  Cleanup         ── on drop (also on panic): `kubectl delete namespace store-<name>`
+//!  report_count()  ── a figure for the end of `tests/all` (the file $URUMI_COUNTS names)
 //! ```
 #![allow(dead_code)]
 
@@ -26,6 +27,22 @@ use urumi_core::store::{AuditEvent, Status, Store, TenantId};
 use urumi_core::{
     Caller, ErrorKind, KubeProvisioner, Provisioner, ProvisionerSettings, RequestOptions,
 };
+
+/// Prints `line` and appends it to the file named by `URUMI_COUNTS` (set by `tests/all`,
+/// which prints every suite's counts together at its end).
+pub fn report_count(line: &str) {
+    eprintln!("{line}");
+    if let Some(path) = std::env::var_os("URUMI_COUNTS") {
+        use std::io::Write as _;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
+}
 
 /// How long a store may take to become Ready on the local cluster (it takes ~4 s).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(120);

@@ -402,6 +402,34 @@ impl Client {
         self.send(self.request(reqwest::Method::DELETE, path)).await
     }
 
+    /// Sends `method path` with `idempotency_key` (and `body`) until the server answers, as a
+    /// client whose call broke while the server restarted would: its status. Panics after
+    /// 120 s without an answer.
+    pub async fn until_answered(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        idempotency_key: &str,
+        body: Option<&Value>,
+    ) -> u16 {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let mut r = self
+                .request(method.clone(), path)
+                .header("idempotency-key", idempotency_key);
+            if let Some(b) = body {
+                r = r.json(b);
+            }
+            match r.send().await {
+                Ok(res) => return res.status().as_u16(),
+                Err(e) => {
+                    assert!(Instant::now() < deadline, "{method} {path}: no answer: {e}");
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            }
+        }
+    }
+
     /// Polls GET /stores/{name} until `status` (panics on Failed or timeout).
     pub async fn wait_status(&self, name: &str, status: &str, timeout: Duration) -> Value {
         let deadline = Instant::now() + timeout;
@@ -563,6 +591,65 @@ pub fn webhook_secret(name: &str) -> String {
         .find(|(k, _)| k == "webhook-secret")
         .map(|(_, v)| v)
         .unwrap_or_default()
+}
+
+/// Writes into `dir` a `helm` that fails or hangs on demand, else runs the real one; put
+/// `dir` first on the server's PATH (`Server::path_first`).
+///
+/// ```text
+///  helm upgrade … --namespace store-X   while dir/reject-X exists ─▶ exit 1, an "admission
+///                                         webhook … denied the request" error on stderr
+///                                        while dir/hang-X exists   ─▶ sleeps an hour
+///  anything else                                                    ─▶ exec the real helm
+/// ```
+pub fn faulty_helm(dir: &std::path::Path) {
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v helm"])
+            .output()
+            .expect("sh")
+            .stdout,
+    )
+    .expect("utf-8");
+    let script = format!(
+        r#"#!/bin/sh
+# A helm that fails or hangs on demand (urumi-http/tests/support), else the real one.
+ns=""; prev=""; op="$1"
+for a in "$@"; do [ "$prev" = "--namespace" ] && ns="$a"; prev="$a"; done
+store="${{ns#store-}}"
+if [ "$op" = "upgrade" ] && [ -e "{dir}/reject-$store" ]; then
+  echo 'Error: UPGRADE FAILED: admission webhook "deny.example" denied the request: pods are not allowed here' >&2
+  exit 1
+fi
+if [ "$op" = "upgrade" ] && [ -e "{dir}/hang-$store" ]; then
+  exec sleep 3600
+fi
+exec {real} "$@"
+"#,
+        dir = dir.display(),
+        real = real.trim()
+    );
+    let path = dir.join("helm");
+    std::fs::write(&path, script).expect("write the faulty helm");
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+/// Prints `line` and appends it to the file named by `URUMI_COUNTS` (set by `tests/all`,
+/// which prints every suite's counts together at the end): the figures the fault, input and
+/// secret suites must hold at zero.
+pub fn report_count(line: &str) {
+    println!("{line}");
+    if let Some(path) = std::env::var_os("URUMI_COUNTS") {
+        use std::io::Write as _;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{line}");
+        }
+    }
 }
 
 /// Deletes the namespaces of the named stores on drop (also when a test panics).
