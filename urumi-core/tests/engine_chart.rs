@@ -92,6 +92,7 @@ struct Res {
     cpu_lim: u64,
     mem_req: u64,
     mem_lim: u64,
+    eph_lim: u64,
 }
 
 fn container_res(c: &Value) -> Res {
@@ -111,6 +112,7 @@ fn container_res(c: &Value) -> Res {
         cpu_lim: cpu_millis(&q("limits", "cpu")).expect("cpu"),
         mem_req: bytes(&q("requests", "memory")).expect("memory"),
         mem_lim: bytes(&q("limits", "memory")).expect("memory"),
+        eph_lim: bytes(&q("limits", "ephemeral-storage")).expect("ephemeral-storage"),
     }
 }
 
@@ -138,6 +140,7 @@ fn pod_res(spec: &Value, each: &mut dyn FnMut(&str, Res)) -> Res {
         sum.cpu_lim += r.cpu_lim;
         sum.mem_req += r.mem_req;
         sum.mem_lim += r.mem_lim;
+        sum.eph_lim += r.eph_lim;
     }
     for c in spec
         .get("initContainers")
@@ -151,6 +154,7 @@ fn pod_res(spec: &Value, each: &mut dyn FnMut(&str, Res)) -> Res {
         sum.cpu_lim = sum.cpu_lim.max(r.cpu_lim);
         sum.mem_req = sum.mem_req.max(r.mem_req);
         sum.mem_lim = sum.mem_lim.max(r.mem_lim);
+        sum.eph_lim = sum.eph_lim.max(r.eph_lim);
     }
     sum
 }
@@ -201,6 +205,12 @@ fn bundled_chart_fits_every_plan_with_room_for_the_setup_job() {
                     max.max_cpu,
                     max.max_memory
                 );
+                let (_, max_ephemeral) = max.ephemeral.expect("the default plans set it");
+                assert!(
+                    r.eph_lim <= max_ephemeral,
+                    "{plan}: {}/{c}: ephemeral-storage over the LimitRange max: {r:?}",
+                    name(w)
+                );
             };
             let r = pod_res(pod_spec(w), &mut each);
             let n = replicas as u32;
@@ -209,6 +219,7 @@ fn bundled_chart_fits_every_plan_with_room_for_the_setup_job() {
             total.cpu_lim += r.cpu_lim * replicas;
             total.mem_req += r.mem_req * replicas;
             total.mem_lim += r.mem_lim * replicas;
+            total.eph_lim += r.eph_lim * replicas;
         }
         assert_eq!(
             kinds,
@@ -227,6 +238,10 @@ fn bundled_chart_fits_every_plan_with_room_for_the_setup_job() {
         assert!(
             total.mem_req <= quota.memory_request && total.mem_lim <= quota.memory_limit,
             "{plan}: memory {total:?} over quota {quota:?}"
+        );
+        assert!(
+            Some(total.eph_lim) <= quota.ephemeral_storage,
+            "{plan}: ephemeral-storage {total:?} over quota {quota:?}"
         );
 
         // Volumes: the WordPress PVC and MariaDB's volume claim template.

@@ -229,6 +229,8 @@ pub struct SizeNumbers {
     pub memory_limit: u64,
     /// `requests.storage`, bytes.
     pub storage: u64,
+    /// `limits.ephemeral-storage`, bytes (None: the plan sets no such quota).
+    pub ephemeral_storage: Option<u64>,
 }
 
 impl SizeNumbers {
@@ -247,6 +249,12 @@ impl SizeNumbers {
                 .map_err(|e| bad("memoryRequest", e))?,
             memory_limit: quantity::bytes(&size.memory_limit).map_err(|e| bad("memoryLimit", e))?,
             storage: quantity::bytes(&size.storage).map_err(|e| bad("storage", e))?,
+            ephemeral_storage: size
+                .ephemeral_storage
+                .as_deref()
+                .map(quantity::bytes)
+                .transpose()
+                .map_err(|e| bad("ephemeralStorage", e))?,
         })
     }
 }
@@ -259,6 +267,11 @@ fn check_size(plan: Plan, size: &PlanSize) -> Result<()> {
         Some("limits must be at least the requests")
     } else if size.pods == 0 {
         Some("pods must be at least 1")
+    } else if n
+        .ephemeral_storage
+        .is_some_and(|e| e / u64::from(size.pods) < 1 << 20)
+    {
+        Some("ephemeralStorage must give each pod at least 1Mi")
     } else {
         None
     };

@@ -70,8 +70,8 @@ fn q(s: impl Into<String>) -> Quantity {
 }
 
 /// The store's ResourceQuota: `requests.cpu`, `limits.cpu`, `requests.memory`,
-/// `limits.memory`, `pods`, `persistentvolumeclaims` and `requests.storage`, exactly
-/// as the plan size says.
+/// `limits.memory`, `pods`, `persistentvolumeclaims`, `requests.storage` and (when the
+/// plan sets it) `limits.ephemeral-storage`, exactly as the plan size says.
 pub fn resource_quota(ctx: &StoreContext) -> ResourceQuota {
     let s = &ctx.size;
     let hard = BTreeMap::from([
@@ -83,6 +83,10 @@ pub fn resource_quota(ctx: &StoreContext) -> ResourceQuota {
         ("persistentvolumeclaims".to_owned(), q(s.pvcs.to_string())),
         ("requests.storage".to_owned(), q(&s.storage)),
     ]);
+    let mut hard = hard;
+    if let Some(e) = &s.ephemeral_storage {
+        hard.insert("limits.ephemeral-storage".to_owned(), q(e));
+    }
     ResourceQuota {
         metadata: meta(ctx, QUOTA_NAME),
         spec: Some(ResourceQuotaSpec {
@@ -108,6 +112,9 @@ pub struct ContainerDefaults {
     pub max_cpu: u64,
     /// Largest memory limit one container may have (whole MiB).
     pub max_memory: u64,
+    /// Default and largest ephemeral-storage limit of one container (whole MiB), when the
+    /// plan sets `ephemeralStorage`; the default request is the default limit's eighth.
+    pub ephemeral: Option<(u64, u64)>,
 }
 
 const MIB: u64 = 1 << 20;
@@ -134,6 +141,11 @@ pub fn container_defaults(ctx: &StoreContext) -> Result<ContainerDefaults> {
         memory_limit,
         max_cpu: max_cpu.max(cpu_limit),
         max_memory: max_memory.max(memory_limit),
+        ephemeral: n.ephemeral_storage.map(|total| {
+            let default = share(total, MIB);
+            let max = if pods == 1 { total } else { total / 2 } / MIB * MIB;
+            (default, max.max(default))
+        }),
     })
 }
 
@@ -143,20 +155,29 @@ pub fn container_defaults(ctx: &StoreContext) -> Result<ContainerDefaults> {
 /// Errors: as [`container_defaults`].
 pub fn limit_range(ctx: &StoreContext) -> Result<LimitRange> {
     let d = container_defaults(ctx)?;
-    let pair = |cpu: u64, mem: u64| {
-        BTreeMap::from([
+    let pair = |cpu: u64, mem: u64, ephemeral: Option<u64>| {
+        let mut m = BTreeMap::from([
             ("cpu".to_owned(), q(format_cpu(cpu))),
             ("memory".to_owned(), q(format_mebibytes_floor(mem))),
-        ])
+        ]);
+        if let Some(e) = ephemeral {
+            m.insert("ephemeral-storage".to_owned(), q(format_mebibytes_floor(e)));
+        }
+        m
     };
+    let eph_default = d.ephemeral.map(|(default, _)| default);
+    let eph_request = d
+        .ephemeral
+        .map(|(default, _)| (default / 8 / MIB * MIB).max(MIB));
+    let eph_max = d.ephemeral.map(|(_, max)| max);
     Ok(LimitRange {
         metadata: meta(ctx, LIMIT_RANGE_NAME),
         spec: Some(LimitRangeSpec {
             limits: vec![LimitRangeItem {
                 type_: "Container".to_owned(),
-                default: Some(pair(d.cpu_limit, d.memory_limit)),
-                default_request: Some(pair(d.cpu_request, d.memory_request)),
-                max: Some(pair(d.max_cpu, d.max_memory)),
+                default: Some(pair(d.cpu_limit, d.memory_limit, eph_default)),
+                default_request: Some(pair(d.cpu_request, d.memory_request, eph_request)),
+                max: Some(pair(d.max_cpu, d.max_memory, eph_max)),
                 ..LimitRangeItem::default()
             }],
         }),
@@ -189,18 +210,19 @@ mod tests {
 
     #[test]
     fn quota_is_the_plan() {
-        for (plan, cpu, mem, pods) in [
-            (Plan::Small, "2000m", "2048Mi", "10"),
-            (Plan::Medium, "4000m", "4096Mi", "20"),
-            (Plan::Large, "8000m", "8192Mi", "40"),
+        for (plan, cpu, mem, pods, ephemeral) in [
+            (Plan::Small, "2000m", "2048Mi", "10", "4Gi"),
+            (Plan::Medium, "4000m", "4096Mi", "20", "8Gi"),
+            (Plan::Large, "8000m", "8192Mi", "40", "16Gi"),
         ] {
             let rq = resource_quota(&mk_ctx("shop1", plan));
             assert_eq!(rq.metadata.namespace.as_deref(), Some("store-shop1"));
             let hard = rq.spec.and_then(|s| s.hard).expect("hard");
-            assert_eq!(hard.len(), 7);
+            assert_eq!(hard.len(), 8);
             assert_eq!(hard["limits.cpu"].0, cpu, "{plan}");
             assert_eq!(hard["limits.memory"].0, mem, "{plan}");
             assert_eq!(hard["pods"].0, pods, "{plan}");
+            assert_eq!(hard["limits.ephemeral-storage"].0, ephemeral, "{plan}");
             for key in [
                 "requests.cpu",
                 "requests.memory",
@@ -229,6 +251,41 @@ mod tests {
         assert_eq!(max["cpu"].0, "1");
         assert_eq!(max["memory"].0, "1Gi");
         assert_eq!(item.default.as_ref().expect("default")["memory"].0, "204Mi");
+        // 4 GiB of ephemeral storage: 409Mi by default (a tenth), 2Gi at most, 51Mi asked.
+        assert_eq!(d.ephemeral, Some((409 * MIB, 2048 * MIB)));
+        assert_eq!(max["ephemeral-storage"].0, "2Gi");
+        let default = item.default.as_ref().expect("default");
+        assert_eq!(default["ephemeral-storage"].0, "409Mi");
+        let request = item.default_request.as_ref().expect("defaultRequest");
+        assert_eq!(request["ephemeral-storage"].0, "51Mi");
+    }
+
+    #[test]
+    fn a_plan_without_ephemeral_storage_sets_no_such_quota_nor_default() {
+        let mut ctx = mk_ctx("shop1", Plan::Small);
+        ctx.size.ephemeral_storage = None;
+        let hard = resource_quota(&ctx)
+            .spec
+            .and_then(|s| s.hard)
+            .expect("hard");
+        assert_eq!(hard.len(), 7);
+        assert!(!hard.contains_key("limits.ephemeral-storage"));
+        let lr = limit_range(&ctx).expect("valid");
+        let item = &lr.spec.expect("spec").limits[0];
+        assert!(
+            !item
+                .max
+                .as_ref()
+                .expect("max")
+                .contains_key("ephemeral-storage")
+        );
+        assert!(
+            !item
+                .default
+                .as_ref()
+                .expect("default")
+                .contains_key("ephemeral-storage")
+        );
     }
 
     #[test]
@@ -249,6 +306,8 @@ mod tests {
                 d.cpu_request >= 1 && d.memory_request >= MIB,
                 "{pods}: {d:?}"
             );
+            let (default, max) = d.ephemeral.expect("the default plans set it");
+            assert!(default >= MIB && default <= max, "{pods}: {d:?}");
         }
     }
 }

@@ -87,6 +87,15 @@ pub struct PlanSize {
     pub pvcs: u32,
     /// Total requested storage (`requests.storage`).
     pub storage: String,
+    /// Total node-local disk the store's containers may use outside their volumes
+    /// (`limits.ephemeral-storage`: /tmp, logs, writable layers), so one store cannot fill
+    /// a node's disk. Unset in a configured plan: no ephemeral-storage quota.
+    #[serde(
+        default,
+        alias = "ephemeral_storage",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub ephemeral_storage: Option<String>,
 }
 
 impl PlanSize {
@@ -99,6 +108,7 @@ impl PlanSize {
             pods: 10 * factor,
             pvcs: 4 * factor,
             storage: format!("{}Gi", 10 * factor),
+            ephemeral_storage: Some(format!("{}Gi", 4 * factor)),
         }
     }
 }
@@ -127,8 +137,8 @@ impl Plans {
 }
 
 impl Default for Plans {
-    /// small: 1 CPU / 1 GiB requested, 2 CPU / 2 GiB limit, 10 pods, 4 PVCs, 10 GiB;
-    /// medium twice that, large four times.
+    /// small: 1 CPU / 1 GiB requested, 2 CPU / 2 GiB limit, 10 pods, 4 PVCs, 10 GiB of
+    /// volumes, 4 GiB of ephemeral storage; medium twice that, large four times.
     fn default() -> Self {
         Plans {
             small: PlanSize::scaled(1),
