@@ -1,7 +1,7 @@
 //! Plans: how big a store may grow.
 //!
 //! ```text
-//!  StoreSpec.plan = Plan::Medium ──Plans::size()──▶ PlanSize { cpu, memory, pods, pvcs, storage }
+//!  StoreSpec.plan = Plan::Medium ──Plans::size()──▶ PlanSize { cpu, memory, pods, pvcs, storage, ephemeral }
 //!                                                        └──▶ guardrails: ResourceQuota + LimitRange
 //! ```
 //!
