@@ -73,8 +73,25 @@ fn cli() -> HelmCliBuilder {
         .timeout(Duration::from_secs(120))
 }
 
-fn driver() -> Arc<dyn HelmDriver> {
-    Arc::new(cli().build())
+/// Where the driver reads release histories from.
+#[derive(Clone, Copy)]
+enum History {
+    /// `helm history` processes (the default).
+    Helm,
+    /// helm's release Secrets, through the API.
+    Records,
+}
+
+async fn driver(history: History) -> Arc<dyn HelmDriver> {
+    match history {
+        History::Helm => Arc::new(cli().build()),
+        History::Records => {
+            let client = kube::Client::try_default()
+                .await
+                .expect("a client from KUBECONFIG");
+            Arc::new(cli().read_history_from(client).build())
+        }
+    }
 }
 
 /// Runs kubectl (from `PATH`, as `tests/cluster/up` puts it there) against the cluster.
@@ -132,92 +149,44 @@ fn rand_suffix() -> u32 {
     nanos ^ std::process::id().rotate_left(16)
 }
 
-#[tokio::test]
-async fn missing_release_has_no_status() {
-    in_namespace("missing", |fx| async move {
-        conformance::case_missing_release_has_no_status(driver(), &fx).await;
-    })
-    .await;
+/// Each conformance case twice: with histories read by `helm history`, and read from
+/// helm's release records by the API ([`HelmCliBuilder::read_history_from`]).
+macro_rules! both_ways {
+    ($($test:ident: $label:literal => $case:ident;)*) => {$(
+        mod $test {
+            use super::*;
+
+            #[tokio::test]
+            async fn through_helm_history() {
+                in_namespace($label, |fx| async move {
+                    conformance::$case(driver(History::Helm).await, &fx).await;
+                })
+                .await;
+            }
+
+            #[tokio::test]
+            async fn from_release_records() {
+                in_namespace(concat!($label, "-rec"), |fx| async move {
+                    conformance::$case(driver(History::Records).await, &fx).await;
+                })
+                .await;
+            }
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn install_then_status() {
-    in_namespace("install", |fx| async move {
-        conformance::case_install_then_status(driver(), &fx).await;
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn upgrade_is_idempotent() {
-    in_namespace("idempotent", |fx| async move {
-        conformance::case_upgrade_is_idempotent(driver(), &fx).await;
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn packaged_chart_installs() {
-    in_namespace("tgz", |fx| async move {
-        conformance::case_packaged_chart_installs(driver(), &fx).await;
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn uninstall_twice_is_ok() {
-    in_namespace("uninstall", |fx| async move {
-        conformance::case_uninstall_twice_is_ok(driver(), &fx).await;
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn render_failure_is_permanent_and_secret_free() {
-    in_namespace("render", |fx| async move {
-        conformance::case_render_failure_is_permanent_and_secret_free(driver(), &fx).await;
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn schema_violation_is_permanent() {
-    in_namespace("schema", |fx| async move {
-        conformance::case_schema_violation_is_permanent(driver(), &fx).await;
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn rollback_restores_a_revision() {
-    in_namespace("rollback", |fx| async move {
-        conformance::case_rollback_restores_a_revision(driver(), &fx).await;
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn interrupted_install_is_repaired() {
-    in_namespace("pending-install", |fx| async move {
-        conformance::case_interrupted_install_is_repaired(driver(), &fx).await;
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn interrupted_upgrade_is_repaired() {
-    in_namespace("pending-upgrade", |fx| async move {
-        conformance::case_interrupted_upgrade_is_repaired(driver(), &fx).await;
-    })
-    .await;
-}
-
-#[tokio::test]
-async fn cancelled_upgrade_is_left_failed_not_pending() {
-    in_namespace("cancelled-upgrade", |fx| async move {
-        conformance::case_cancelled_upgrade_is_left_failed_not_pending(driver(), &fx).await;
-    })
-    .await;
+both_ways! {
+    missing_release_has_no_status: "missing" => case_missing_release_has_no_status;
+    install_then_status: "install" => case_install_then_status;
+    upgrade_is_idempotent: "idempotent" => case_upgrade_is_idempotent;
+    packaged_chart_installs: "tgz" => case_packaged_chart_installs;
+    uninstall_twice_is_ok: "uninstall" => case_uninstall_twice_is_ok;
+    render_failure_is_permanent_and_secret_free: "render" => case_render_failure_is_permanent_and_secret_free;
+    schema_violation_is_permanent: "schema" => case_schema_violation_is_permanent;
+    rollback_restores_a_revision: "rollback" => case_rollback_restores_a_revision;
+    interrupted_install_is_repaired: "pending-install" => case_interrupted_install_is_repaired;
+    interrupted_upgrade_is_repaired: "pending-upgrade" => case_interrupted_upgrade_is_repaired;
+    cancelled_upgrade_is_left_failed_not_pending: "cancelled-upgrade" => case_cancelled_upgrade_is_left_failed_not_pending;
 }
 
 #[tokio::test]
@@ -241,7 +210,7 @@ async fn cli_deadline_stops_helm_cleanly() {
 #[tokio::test]
 async fn upgrade_install_timing() {
     in_namespace("timing", |fx| async move {
-        let driver = driver();
+        let driver = driver(History::Records).await;
         let mut timings = Vec::new();
         for round in 0..4 {
             let values = serde_json::json!({"message": format!("round {round}")});

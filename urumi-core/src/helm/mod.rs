@@ -5,7 +5,9 @@
 //!  orchestrator (holds the store's lease)
 //!       │ upgrade_install(release, namespace, chart, values, opts)
 //!       ▼
-//!  HelmCli ──history -o json──▶ last revision pending-*?  (an interrupted run)
+//!  HelmCli ──history──▶ last revision pending-*?  (an interrupted run)
+//!       │   read_history_from(client): helm's release Secrets, one API call (storage.rs);
+//!       │   otherwise `helm history -o json`
 //!       │                         ├─ pending-install / uninstalling ─▶ helm uninstall
 //!       │                         └─ pending-upgrade / -rollback   ─▶ helm rollback <last deployed>
 //!       │
@@ -36,6 +38,7 @@ mod output;
 mod process;
 mod repair;
 mod scrub;
+mod storage;
 
 use std::fmt;
 use std::path::Path;

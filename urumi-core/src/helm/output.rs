@@ -66,13 +66,13 @@ struct RawRevision {
 
 /// helm's timestamps are RFC 3339 (Go's `time.Time`); an unreadable or zero one is
 /// `None` rather than an error.
-fn timestamp(raw: Option<&str>) -> Option<DateTime<Utc>> {
+pub(super) fn timestamp(raw: Option<&str>) -> Option<DateTime<Utc>> {
     let parsed = DateTime::parse_from_rfc3339(raw?).ok()?;
     let utc = parsed.with_timezone(&Utc);
     (utc.timestamp() > 0).then_some(utc)
 }
 
-fn describe(e: &serde_json::Error) -> String {
+pub(super) fn describe(e: &serde_json::Error) -> String {
     // serde_json's messages name the field and position, not the data: safe to keep.
     format!(
         "{} (line {}, column {})",

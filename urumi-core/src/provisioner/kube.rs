@@ -99,8 +99,11 @@ impl KubeProvisionerBuilder {
                             .to_owned(),
                     });
                 }
+                // Histories come from helm's release records through this client (one
+                // API call, no helm process); installs, upgrades and uninstalls run helm.
                 let mut cli = HelmCli::builder()
-                    .timeout(Duration::from_secs(self.settings.helm_timeout_secs));
+                    .timeout(Duration::from_secs(self.settings.helm_timeout_secs))
+                    .read_history_from(self.client.clone());
                 if let Some(path) = &self.kubeconfig {
                     cli = cli.kubeconfig(path.clone());
                 }
