@@ -3,7 +3,9 @@
 //!
 //! ```text
 //!  the loop (bash, 1 and 3 workers), per store:              Urumi (release build, in process;
-//!    kubectl create namespace                                 SQLite state; concurrency 1, 4, 8):
+//!    kubectl create namespace                                 SQLite state; concurrency 1, 4, 8;
+//!                                                             the driver now, then as before:
+//!                                                             `helm history`, OpenAPI check):
 //!    kubectl apply  quota + limits + default-deny (Urumi's      create N at once ─▶ change feed
 //!                   own builders, so the objects are equal)     timed per store and per step
 //!    kubectl create secret (5 keys, openssl rand)             delete N at once ─▶ feed: Deleted
@@ -26,7 +28,8 @@
 //! Run: `make bench`, or `eval "$(tests/cluster/up)"` then `cargo bench -p urumi-core --bench
 //! lifecycle`. Without KUBECONFIG it exits 1 saying so. `URUMI_BENCH_STORES` (default 30),
 //! `URUMI_BENCH_CONCURRENCY` (`1,4,8`), `URUMI_BENCH_LOOP` (workers, `1,3`),
-//! `URUMI_BENCH_ANATOMY` (samples, 5). Pods never really run (KWOK marks them Ready), so this
+//! `URUMI_BENCH_ANATOMY` (samples, 5); `URUMI_BENCH_HELM_HISTORY=0` skips the rounds of the
+//! driver before (histories read by `helm history` processes, helm's OpenAPI check on). Pods never really run (KWOK marks them Ready), so this
 //! measures Urumi, helm, kubectl and the control plane, not WordPress. CPU is read from /proc
 //! while nothing else should run: a busy machine inflates times, not CPU-seconds.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -221,6 +224,7 @@ struct Timeline {
 
 #[derive(Debug)]
 struct Round {
+    history: History,
     concurrency: usize,
     create_cost: Cost,
     delete_cost: Cost,
@@ -253,8 +257,28 @@ fn settings(concurrency: usize) -> ProvisionerSettings {
     s
 }
 
+/// Which helm driver Urumi runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum History {
+    /// The provisioner's default: histories from helm's release Secrets through the API,
+    /// no client-side OpenAPI check.
+    Records,
+    /// The driver before: a `helm history` process per read, helm's OpenAPI check on.
+    Helm,
+}
+
+impl History {
+    fn label(self) -> &'static str {
+        match self {
+            History::Records => "",
+            History::Helm => " (driver before)",
+        }
+    }
+}
+
 async fn round(
     client: &kube::Client,
+    history: History,
     concurrency: usize,
     stores: usize,
     pids: &[(&'static str, String)],
@@ -263,10 +287,16 @@ async fn round(
     let dir = tempfile::tempdir().expect("temporary directory");
     let url = format!("sqlite://{}", dir.path().join("urumi.db").display());
     let state = urumi_core::state::open(&url).await.expect("SQLite state");
-    let p: KubeProvisioner = KubeProvisioner::builder(client.clone(), state)
-        .settings(settings(concurrency))
-        .build()
-        .expect("provisioner");
+    let mut builder =
+        KubeProvisioner::builder(client.clone(), state).settings(settings(concurrency));
+    if history == History::Helm {
+        builder = builder.helm(std::sync::Arc::new(
+            urumi_core::helm::HelmCli::builder()
+                .timeout(Duration::from_secs(300))
+                .build(),
+        ));
+    }
+    let p: KubeProvisioner = builder.build().expect("provisioner");
     let caller = Caller::admin("bench", TenantId::new("bench").expect("tenant"));
     let tag: u32 = rand::rng().random_range(0..0x10000);
     let names: Vec<String> = (0..stores)
@@ -371,6 +401,7 @@ async fn round(
         }
     }
     Round {
+        history,
         concurrency,
         create_cost: Cost::between(&s0, &s1, stores, tick),
         delete_cost: Cost::between(&s2, &s3, stores, tick),
@@ -605,7 +636,8 @@ fn anatomy(samples: usize, woo: &WooCommerce, tick: f64) -> Anatomy {
     let chart = woo.chart().expect("the bundled chart");
     let chart = chart.to_string_lossy().into_owned();
     let tag: u32 = rand::rng().random_range(0..0x10000);
-    let names: Vec<String> = (0..samples)
+    // The first `samples` install without helm's OpenAPI check, the next `samples` with it.
+    let names: Vec<String> = (0..2 * samples)
         .map(|i| format!("helm-{tag:04x}-{i:02}"))
         .collect();
     prepare_loop_files(dir.path(), &names, woo);
@@ -674,9 +706,8 @@ fn anatomy(samples: usize, woo: &WooCommerce, tick: f64) -> Anatomy {
                 .success();
         assert!(ok, "preparing {ns}");
     }
-    let (w, c) = timed_helm(samples, tick, |i| {
-        let n = &names[i];
-        vec![
+    let install = |n: &String, validate: bool| {
+        let mut args: Vec<String> = vec![
             "upgrade".into(),
             "--install".into(),
             n.clone(),
@@ -685,14 +716,25 @@ fn anatomy(samples: usize, woo: &WooCommerce, tick: f64) -> Anatomy {
             format!("store-{n}"),
             "-f".into(),
             values(n),
-        ]
-    });
+        ];
+        if !validate {
+            args.push("--disable-openapi-validation".into());
+        }
+        args
+    };
+    let (w, c) = timed_helm(samples, tick, |i| install(&names[i], false));
     a.rows.push((
-        "helm upgrade --install, no wait: + API calls and release record",
+        "helm upgrade --install --disable-openapi-validation, no wait: + API calls and release record",
         w,
         c,
     ));
-    let (w, c) = timed_helm(samples, tick, |i| {
+    let (w, c) = timed_helm(samples, tick, |i| install(&names[samples + i], true));
+    a.rows.push((
+        "helm upgrade --install, no wait: + helm's OpenAPI check (the loop's way)",
+        w,
+        c,
+    ));
+    let (w, c) = timed_helm(2 * samples, tick, |i| {
         let n = &names[i];
         vec![
             "uninstall".into(),
@@ -732,6 +774,12 @@ fn main() {
     let levels = env_list("URUMI_BENCH_CONCURRENCY", &[1, 4, 8]);
     let loop_workers = env_list("URUMI_BENCH_LOOP", &[1, 3]);
     let samples = env_list("URUMI_BENCH_ANATOMY", &[5])[0];
+    // The driver before (a helm process per history read) runs too unless
+    // URUMI_BENCH_HELM_HISTORY=0.
+    let mut histories = vec![History::Records];
+    if std::env::var("URUMI_BENCH_HELM_HISTORY").as_deref() != Ok("0") {
+        histories.push(History::Helm);
+    }
     let tick = clock_ticks_per_second();
     let pids = plane_pids();
     let woo = WooCommerce::new();
@@ -755,14 +803,17 @@ fn main() {
             .await
             .expect("a client from KUBECONFIG (is tests/cluster/up running?)");
         let mut rounds = Vec::new();
-        for c in levels {
-            eprintln!("Urumi, concurrency {c}: {stores} stores …");
-            let r = round(&client, c, stores, &pids, tick).await;
-            eprintln!(
-                "Urumi, concurrency {c}: Ready in {:.1} s, deleted in {:.1} s",
-                r.batch_ready_secs, r.batch_delete_secs
-            );
-            rounds.push(r);
+        for history in &histories {
+            for &c in &levels {
+                let label = history.label();
+                eprintln!("Urumi{label}, concurrency {c}: {stores} stores …");
+                let r = round(&client, *history, c, stores, &pids, tick).await;
+                eprintln!(
+                    "Urumi{label}, concurrency {c}: Ready in {:.1} s, deleted in {:.1} s",
+                    r.batch_ready_secs, r.batch_delete_secs
+                );
+                rounds.push(r);
+            }
         }
         rounds
     });
@@ -814,7 +865,7 @@ fn report(
             delete: &l.delete_cost,
         })
         .chain(rounds.iter().map(|r| Row {
-            way: format!("Urumi c={}", r.concurrency),
+            way: format!("Urumi c={}{}", r.concurrency, r.history.label()),
             stores_per_minute: r.stores_per_minute,
             ready: &r.create_to_ready,
             batch_delete_secs: r.batch_delete_secs,
@@ -895,6 +946,52 @@ fn report(
         }
     }
 
+    let mut driver_ratios = Vec::new();
+    let before: Vec<&Round> = rounds
+        .iter()
+        .filter(|r| r.history == History::Helm)
+        .collect();
+    if !before.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n### The driver now / before (histories from release records instead of `helm history`; no client-side OpenAPI check), same concurrency\n"
+        );
+        let _ = writeln!(
+            md,
+            "| concurrency | stores/min | create→Ready p50 | all deleted | way CPU-s | of it helm processes | API requests |"
+        );
+        let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|");
+        for b in before {
+            let Some(a) = rounds
+                .iter()
+                .find(|r| r.history == History::Records && r.concurrency == b.concurrency)
+            else {
+                continue;
+            };
+            let cpu = |r: &Round| r.create_cost.way() + r.delete_cost.way();
+            let helm = |r: &Round| r.create_cost.children + r.delete_cost.children;
+            let req = |r: &Round| r.create_cost.requests + r.delete_cost.requests;
+            let ratio = (
+                a.stores_per_minute / b.stores_per_minute,
+                percentile(&a.create_to_ready, 50.0) / percentile(&b.create_to_ready, 50.0),
+                a.batch_delete_secs / b.batch_delete_secs,
+                cpu(a) / cpu(b),
+                helm(a) / helm(b),
+                req(a) / req(b),
+            );
+            let _ = writeln!(
+                md,
+                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                a.concurrency, ratio.0, ratio.1, ratio.2, ratio.3, ratio.4, ratio.5
+            );
+            driver_ratios.push(json!({
+                "concurrency": a.concurrency, "storesPerMinute": ratio.0,
+                "createToReadyP50": ratio.1, "allDeletedSecs": ratio.2, "wayCpuSecs": ratio.3,
+                "helmProcessesCpuSecs": ratio.4, "apiRequests": ratio.5,
+            }));
+        }
+    }
+
     let _ = writeln!(
         md,
         "\n## Where Urumi's time goes, per step (seconds, p50 / p95; create→Ready includes waiting for a worker)\n"
@@ -908,8 +1005,9 @@ fn report(
         let step = |s: Step| pair(r.steps.get(&s).map(Vec::as_slice).unwrap_or(&[]));
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {}{} | {} | {} | {} | {} | {} | {} | {} |",
             r.concurrency,
+            r.history.label(),
             pair(&r.create_to_ready),
             step(Step::Namespace),
             step(Step::Guardrails),
@@ -959,6 +1057,7 @@ fn report(
         })).collect::<Vec<_>>(),
         "urumi": rounds.iter().map(|r| json!({
             "concurrency": r.concurrency,
+            "driver": match r.history { History::Records => "now: release records, no OpenAPI check", History::Helm => "before: helm history, OpenAPI check" },
             "storesPerMinute": r.stores_per_minute,
             "createToReadySecs": {"p50": percentile(&r.create_to_ready, 50.0), "p95": percentile(&r.create_to_ready, 95.0)},
             "allReadySecs": r.batch_ready_secs,
@@ -969,6 +1068,7 @@ fn report(
             "perStoreDelete": r.delete_cost.json(),
         })).collect::<Vec<_>>(),
         "ratios": ratios,
+        "driverNowOverBefore": driver_ratios,
         "helm": anatomy.rows.iter().map(|(what, walls, cpu)| json!({
             "call": what, "wallP50Secs": percentile(walls, 50.0), "cpuSecs": cpu,
         })).collect::<Vec<_>>(),

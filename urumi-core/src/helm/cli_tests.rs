@@ -170,12 +170,43 @@ async fn upgrade_passes_values_in_a_private_file_that_is_removed_afterwards() {
     ] {
         assert!(upgrade.contains(want), "missing {want:?} in {upgrade}");
     }
-    for banned in ["--wait", "--set", "hunter2"] {
+    for banned in ["--wait", "--set", "hunter2", "--disable-openapi-validation"] {
         assert!(
             !calls.iter().any(|c| c.contains(banned)),
             "{banned:?} in {calls:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn openapi_validation_off_skips_helms_schema_check_on_install_only() {
+    let fake = fake_with_upgrade(&format!("echo '{RELEASE_JSON}'"));
+    let helm = fake.builder().openapi_validation(false).build();
+    helm.upgrade_install(
+        "shop1",
+        "store-shop1",
+        fake.path(),
+        json!({}),
+        &UpgradeOptions::new(),
+    )
+    .await
+    .expect("upgrade succeeds");
+    let calls = fake.calls();
+    let upgrade = calls
+        .iter()
+        .find(|c| c.starts_with("upgrade"))
+        .expect("upgrade ran");
+    assert!(
+        upgrade.contains("--disable-openapi-validation"),
+        "{upgrade}"
+    );
+    assert!(
+        calls
+            .iter()
+            .filter(|c| !c.starts_with("upgrade"))
+            .all(|c| !c.contains("--disable-openapi-validation")),
+        "{calls:?}"
+    );
 }
 
 #[tokio::test]

@@ -103,6 +103,7 @@ impl KubeProvisionerBuilder {
                 // API call, no helm process); installs, upgrades and uninstalls run helm.
                 let mut cli = HelmCli::builder()
                     .timeout(Duration::from_secs(self.settings.helm_timeout_secs))
+                    .openapi_validation(self.settings.helm_openapi_validation)
                     .read_history_from(self.client.clone());
                 if let Some(path) = &self.kubeconfig {
                     cli = cli.kubeconfig(path.clone());
