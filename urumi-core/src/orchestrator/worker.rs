@@ -313,12 +313,16 @@ async fn provision(
 
 /// A reason a human understands: which step, what happened, what to do.
 fn failure_reason(step: Step, e: &Error) -> String {
-    let hint = if e.is_retryable() {
-        " — gave up after repeated transient failures; retry the store when the cause is fixed"
-    } else {
+    let message = e.tenant_message();
+    // A message that already says what to do (a timeout's) keeps its own advice.
+    let hint = if !e.is_retryable() {
         ""
+    } else if message.contains("retry the store") {
+        " — gave up after repeated attempts"
+    } else {
+        " — gave up after repeated transient failures; retry the store when the cause is fixed"
     };
-    format!("{} failed: {}{hint}", step_label(step), e.tenant_message())
+    format!("{} failed: {message}{hint}", step_label(step))
 }
 
 fn step_label(step: Step) -> &'static str {
@@ -462,5 +466,52 @@ async fn resync_once(shared: &Shared) -> Result<()> {
             Some(next) => cursor = Some(next),
             None => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_failure_reason_gives_its_advice_once() {
+        let timed_out = failure_reason(
+            Step::Readiness,
+            &Error::Timeout {
+                operation: "the store's workloads".to_owned(),
+                after: Duration::from_secs(20),
+            },
+        );
+        assert_eq!(
+            timed_out.matches("retry the store").count(),
+            1,
+            "{timed_out}"
+        );
+        assert!(
+            timed_out.ends_with("gave up after repeated attempts"),
+            "{timed_out}"
+        );
+
+        let unreachable = failure_reason(
+            Step::Release,
+            &Error::Unavailable {
+                message: "the API server could not be reached".to_owned(),
+            },
+        );
+        assert!(unreachable.starts_with("release failed: "), "{unreachable}");
+        assert!(
+            unreachable.ends_with("retry the store when the cause is fixed"),
+            "{unreachable}"
+        );
+
+        let refused = failure_reason(
+            Step::Release,
+            &Error::Provisioning {
+                message: "release rejected".to_owned(),
+            },
+        );
+        assert!(!refused.contains("gave up"), "{refused}");
     }
 }
