@@ -15,9 +15,12 @@
 //! Nothing here decides anything: arguments are converted, the core is called, its
 //! results and errors are converted back, and the provisioner's lifetime follows its
 //! Python object (closing it, or its garbage collection, stops the background worker).
+//! At interpreter exit an `atexit` hook lets the futures still handing results to asyncio
+//! finish first.
 #![forbid(unsafe_code)]
 
 mod args;
+mod bridge;
 mod errors;
 mod provisioner;
 mod stream;
@@ -75,5 +78,9 @@ fn urumi_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<types::EventPage>()?;
     m.add_class::<stream::ChangeStream>()?;
     m.add_class::<stream::SyncChangeStream>()?;
+    let drain = wrap_pyfunction!(bridge::drain_before_exit, m)?;
+    m.py()
+        .import("atexit")?
+        .call_method1("register", (drain,))?;
     Ok(())
 }

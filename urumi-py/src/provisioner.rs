@@ -16,10 +16,10 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::bridge::future_into_py;
 use chrono::{DateTime, Utc};
 use pyo3::prelude::*;
 use pyo3::types::PyType;
-use pyo3_async_runtimes::tokio::future_into_py;
 use urumi_core::audit::AuditQuery;
 use urumi_core::state::ListQuery;
 use urumi_core::store::Status;

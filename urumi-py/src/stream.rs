@@ -12,10 +12,10 @@
 
 use std::sync::Arc;
 
+use crate::bridge::future_into_py;
 use futures::StreamExt;
 use pyo3::exceptions::{PyStopAsyncIteration, PyStopIteration};
 use pyo3::prelude::*;
-use pyo3_async_runtimes::tokio::future_into_py;
 use tokio::sync::Mutex;
 
 use crate::errors::to_py;
