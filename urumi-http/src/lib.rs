@@ -48,8 +48,11 @@ pub use metrics::Metrics;
 /// The largest request body accepted (64 KiB); larger is 413.
 pub const BODY_LIMIT: usize = 64 * 1024;
 
-/// Oversized bodies up to this size are read and dropped before the 413 answer.
-const DRAIN_LIMIT: usize = 1024 * 1024;
+/// Oversized bodies up to this size are read (under the request timeout) and dropped before
+/// the 413 answer: a client still sending when the connection closes gets a reset (broken
+/// pipe) instead of the answer. At 1 MiB, the bad-input corpus's 3 MiB body lost that race
+/// in 4 of 10 runs on a busy machine; at 8 MiB in none of 16.
+const DRAIN_LIMIT: usize = 8 * 1024 * 1024;
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -187,7 +190,8 @@ async fn check_body(State(state): State<AppState>, req: Request, next: Next) -> 
         // Read (and drop) a moderately large body first, so the client sees the 413
         // instead of a connection reset while it is still sending.
         if l <= DRAIN_LIMIT as u64 {
-            let _ = axum::body::to_bytes(req.into_body(), DRAIN_LIMIT).await;
+            let drain = axum::body::to_bytes(req.into_body(), DRAIN_LIMIT);
+            let _ = tokio::time::timeout(state.request_timeout, drain).await;
         }
         return AppError::too_large(BODY_LIMIT).into_response();
     }
