@@ -1,13 +1,13 @@
 //! The soak (`make soak`, not part of `make test`): many stores created and deleted through
 //! the real server in waves, with SIGKILLs and helm rejections (a store Failed, then retried)
-//! sprinkled into the first 60 % of the waves; over
-//! the last 40 % (no restarts) the server's resident memory, open files and Tokio tasks,
-//! read from its `/metrics`, stay flat; no store is lost.
+//! sprinkled into the first 60 % of the waves; over the last 40 % (no faults) the server's
+//! resident memory, open files and Tokio tasks, read from its `/metrics`, stay flat; no
+//! store is lost.
 //!
 //! ```text
 //!  waves of 10: create 10 at once ─▶ all Ready ─▶ delete 10 ─▶ all gone ─▶ scrape /metrics
-//!    every 4th wave of the first 60 %: kill -9 mid-wave, restart, resend with the same keys
-//!    every 4th wave (offset 2) of the first 60 %: helm rejects one store ─▶ Failed ─▶ retry
+//!    waves 1, 5, 9, … of the first 60 %: kill -9 mid-wave, restart, resend with the same keys
+//!    waves 3, 7, 11, … of the first 60 %: helm rejects one store ─▶ Failed ─▶ retry
 //!  ─▶ table of RSS / open fds / tasks per wave; growth over the quiet part
 //! ```
 //!
