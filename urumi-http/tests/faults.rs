@@ -240,11 +240,7 @@ async fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_retries_loses_and_duplicates_nothing() {
     let helm_dir = tempfile::tempdir().expect("temp dir");
-    support::faulty_helm(helm_dir.path());
-    let mut server = Server::prepare("");
-    server.path_first = Some(helm_dir.path().to_path_buf());
-    server.write_config();
-    server.spawn();
+    let mut server = Server::start_with_faulty_helm(helm_dir.path(), "");
     let acme_key = server.keys.acme.clone();
     let names: Vec<String> = (0..8).map(|_| unique("frt")).collect();
     let mut cleanup = Cleanup::default();

@@ -17,12 +17,7 @@ use support::{Cleanup, READY_TIMEOUT, Server, unique};
 
 async fn fault_then_retry(fault: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
-    support::faulty_helm(dir.path());
-    let mut server = Server::prepare("");
-    server.path_first = Some(dir.path().to_path_buf());
-    server.provisioner = "helmTimeoutSecs = 6".to_owned();
-    server.write_config();
-    server.spawn();
+    let server = Server::start_with_faulty_helm(dir.path(), "helmTimeoutSecs = 6");
     let acme = server.client(&server.keys.acme);
     let name = unique(&format!("hf{}", &fault[..3]));
     let mut cleanup = Cleanup::default();

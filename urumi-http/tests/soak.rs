@@ -54,11 +54,7 @@ async fn waves_of_stores_with_sigkills_keep_memory_files_and_tasks_flat() {
     let waves = total.div_ceil(WAVE).max(3);
     let quiet_from = waves * 6 / 10;
     let helm_dir = tempfile::tempdir().expect("temp dir");
-    support::faulty_helm(helm_dir.path());
-    let mut server = Server::prepare("");
-    server.path_first = Some(helm_dir.path().to_path_buf());
-    server.write_config();
-    server.spawn();
+    let mut server = Server::start_with_faulty_helm(helm_dir.path(), "");
     let key = server.keys.acme.clone();
     let mut helm_faults = 0;
     let mut cleanup = Cleanup::default();

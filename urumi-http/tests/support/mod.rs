@@ -116,6 +116,18 @@ impl Server {
         server
     }
 
+    /// Writes [`faulty_helm`] into `dir`, puts `dir` first on the server's PATH, adds
+    /// `provisioner` lines to its `[provisioner]` section, and starts it.
+    pub fn start_with_faulty_helm(dir: &std::path::Path, provisioner: &str) -> Server {
+        faulty_helm(dir);
+        let mut server = Server::prepare("");
+        server.path_first = Some(dir.to_path_buf());
+        server.provisioner = provisioner.to_owned();
+        server.write_config();
+        server.spawn();
+        server
+    }
+
     /// The SQLite file of its state.
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("urumi.db")
