@@ -1,5 +1,5 @@
 # The commands a newcomer needs; each is a thin wrapper over a script in tests/.
-.PHONY: demo demo-down cluster cluster-down postgres postgres-down test lint bench soak
+.PHONY: demo demo-down cluster cluster-down postgres postgres-down test lint bench soak helm-resident
 
 ## demo: the main job: local cluster up, a store created and followed until Ready
 demo:
@@ -31,6 +31,12 @@ test:
 ## lint: formatting and clippy, warnings denied
 lint:
 	@URUMI_TEST_STAGES=lint tests/all
+
+## helm-resident: build urumi-helm-resident (Go) into target/bin, for helmResident / --helm-resident
+helm-resident:
+	@mkdir -p target/bin && cd urumi-core/helm-resident && \
+	  go build -trimpath -ldflags "-s -w" -o ../../target/bin/urumi-helm-resident . && \
+	  echo "built target/bin/urumi-helm-resident"
 
 ## bench: the benchmarks; each prints its figures and ratios
 bench:

@@ -12,7 +12,9 @@
 //! Progress goes to stderr. The cluster comes from `$KUBECONFIG` (or in-cluster), `helm`
 //! from `PATH`. Other flags: `--base-domain D`, `--lease-ttl SECS`, `--timeout SECS`,
 //! `--concurrency N`, and for least privilege (charts/urumi's service account)
-//! `--store-role CLUSTERROLE --service-account NAMESPACE/NAME`.
+//! `--store-role CLUSTERROLE --service-account NAMESPACE/NAME`. With `URUMI_HELM_RESIDENT`
+//! set (a path or a name on `PATH`), helm's work runs in that resident process
+//! (`helmResident`).
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -124,6 +126,9 @@ async fn run() -> Result<ExitCode, String> {
     if let Some(n) = args.concurrency {
         settings.orchestrator.concurrency = n;
     }
+    settings.helm_resident = std::env::var("URUMI_HELM_RESIDENT")
+        .ok()
+        .filter(|s| !s.is_empty());
     match (args.store_role, args.service_account) {
         (Some(cluster_role), Some(sa)) => {
             let (ns, name) = sa

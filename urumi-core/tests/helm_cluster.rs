@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use urumi_core::helm::conformance::{self, Fixture};
+use urumi_core::helm::conformance::{self, Crash, Fixture};
 use urumi_core::helm::{HelmCli, HelmCliBuilder, HelmDriver, ReleaseStatus, UpgradeOptions};
 
 fn kubeconfig() -> PathBuf {
@@ -34,6 +34,17 @@ fn helm_binary() -> PathBuf {
         .unwrap_or_else(|| {
             panic!("no helm on PATH: run `eval \"$(tests/cluster/up)\"` from the repository root")
         })
+}
+
+/// The resident helm (`urumi-core/helm-resident`), found on `PATH` as `tests/cluster/up`
+/// puts it there (`tests/cluster/build` builds it).
+fn resident_binary() -> PathBuf {
+    urumi_core::helm::find_in_path("urumi-helm-resident").unwrap_or_else(|| {
+        panic!(
+            "no urumi-helm-resident on PATH: run `eval \"$(tests/cluster/up)\"` from the \
+             repository root"
+        )
+    })
 }
 
 fn chart_dir() -> PathBuf {
@@ -99,6 +110,24 @@ async fn driver(history: History) -> Arc<dyn HelmDriver> {
     }
 }
 
+/// Every call (histories included) answered by one resident process; no OpenAPI check.
+fn resident_driver() -> HelmCli {
+    cli()
+        .resident(resident_binary())
+        .openapi_validation(false)
+        .build()
+}
+
+/// A crash of the resident helm: SIGKILL to the process `helm` runs.
+fn crash_of(helm: &HelmCli) -> Crash {
+    let helm = helm.clone();
+    Crash(Arc::new(move || {
+        let pid = helm.resident_pid().expect("the resident helm runs");
+        let pid = rustix::process::Pid::from_raw(pid as i32).expect("a pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::KILL).expect("SIGKILL");
+    }))
+}
+
 /// Runs kubectl (from `PATH`, as `tests/cluster/up` puts it there) against the cluster.
 async fn kubectl(args: &[&str]) -> Result<(), String> {
     let out = tokio::process::Command::new("kubectl")
@@ -131,6 +160,7 @@ where
         namespace: name.clone(),
         chart_dir: chart_dir(),
         chart_tgz: chart_tgz(),
+        crash: None,
     };
     let started = Instant::now();
     let outcome = tokio::spawn(run(fixture)).await;
@@ -154,10 +184,12 @@ fn rand_suffix() -> u32 {
     nanos ^ std::process::id().rotate_left(16)
 }
 
-/// Each conformance case twice: helm's defaults (histories read by `helm history`, the
+/// Each conformance case three ways: helm's defaults (histories read by `helm history`, the
 /// OpenAPI check on), and as the provisioner builds the driver (histories read from helm's
-/// release records by the API, [`HelmCliBuilder::read_history_from`]; no OpenAPI check).
-macro_rules! both_ways {
+/// release records by the API, [`HelmCliBuilder::read_history_from`]; no OpenAPI check),
+/// and through the resident helm ([`HelmCliBuilder::resident`]; every call, histories
+/// included, answered by one long-lived process).
+macro_rules! every_way {
     ($($test:ident: $label:literal => $case:ident;)*) => {$(
         mod $test {
             use super::*;
@@ -177,11 +209,21 @@ macro_rules! both_ways {
                 })
                 .await;
             }
+
+            #[tokio::test]
+            async fn through_the_resident_helm() {
+                in_namespace(concat!($label, "-res"), |mut fx| async move {
+                    let helm = resident_driver();
+                    fx.crash = Some(crash_of(&helm));
+                    conformance::$case(Arc::new(helm), &fx).await;
+                })
+                .await;
+            }
         }
     )*};
 }
 
-both_ways! {
+every_way! {
     missing_release_has_no_status: "missing" => case_missing_release_has_no_status;
     install_then_status: "install" => case_install_then_status;
     upgrade_is_idempotent: "idempotent" => case_upgrade_is_idempotent;
@@ -207,6 +249,15 @@ async fn cli_values_file_is_private_and_removed() {
 async fn cli_deadline_stops_helm_cleanly() {
     in_namespace("deadline", |fx| async move {
         conformance::case_cli_deadline_stops_helm_cleanly(cli(), &fx).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn resident_deadline_cancels_the_call_cleanly() {
+    in_namespace("deadline-res", |fx| async move {
+        conformance::case_cli_deadline_stops_helm_cleanly(cli().resident(resident_binary()), &fx)
+            .await;
     })
     .await;
 }

@@ -113,3 +113,86 @@ fn building_outside_a_runtime_is_an_error_not_a_panic() {
     assert_eq!(err.kind(), ErrorKind::InvalidConfig);
     assert!(err.to_string().contains("Tokio runtime"), "{err}");
 }
+
+/// This test's own name for the resident helm (a symlink): other tests of this binary may
+/// run theirs beside it (`URUMI_HELM_RESIDENT`).
+const RESIDENT_ALIAS: &str = "uhr-lifetime";
+
+/// The resident helm processes started through [`RESIDENT_ALIAS`] by this test process.
+fn resident_children() -> Vec<i32> {
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            let (comm, rest) = stat.split_once(") ")?;
+            let ppid = rest.split_whitespace().nth(1)?;
+            (comm.ends_with(&format!("({RESIDENT_ALIAS}")) && ppid == me && !rest.starts_with('Z'))
+                .then_some(pid)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_helm_resident_a_store_is_made_by_one_resident_process_that_ends_with_the_provisioner()
+{
+    // A resident helm that is not there is a setup error, found when building.
+    let (state, _dir) = sqlite_state().await;
+    let mut settings = fast_settings();
+    settings.helm_resident = Some("/nonexistent/urumi-helm-resident".to_owned());
+    let err = KubeProvisioner::builder(kube_client().await, state)
+        .settings(settings)
+        .build()
+        .expect_err("no such resident helm");
+    assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+    assert!(err.to_string().contains("helmResident"), "{err}");
+
+    // The one on PATH (tests/cluster/up puts it there) makes a store and takes it down.
+    let binary = urumi_core::helm::find_in_path("urumi-helm-resident")
+        .expect("urumi-helm-resident on PATH: eval \"$(tests/cluster/up)\"");
+    let alias_dir = tempfile::tempdir().expect("tempdir");
+    let alias = alias_dir.path().join(RESIDENT_ALIAS);
+    std::os::unix::fs::symlink(&binary, &alias).expect("symlink");
+    let (state, _dir) = sqlite_state().await;
+    let mut settings = fast_settings();
+    settings.helm_resident = Some(alias.display().to_string());
+    let p = provisioner(state, settings).await;
+    let name = unique("lt-resident");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    p.create(
+        &admin(),
+        CreateStore::named(&name),
+        urumi_core::provisioner::CreateOptions::default(),
+    )
+    .await
+    .expect("create");
+    let store = wait_ready(&p, &name).await;
+    assert_eq!(store.status, Status::Ready, "{store:?}");
+    let residents = resident_children();
+    assert_eq!(residents.len(), 1, "one resident helm: {residents:?}");
+    assert_eq!(
+        helm_processes_in(&namespace_of(&name)),
+        0,
+        "no helm process of its own"
+    );
+    let releases = helm_list(&namespace_of(&name)).await;
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    assert_eq!(
+        releases[0].status, "deployed",
+        "helm's CLI reads what it made"
+    );
+    delete_and_wait(&p, &name).await;
+    assert_eq!(resident_children(), residents, "the same process all along");
+
+    // Dropped with its provisioner: it sees its input close and exits.
+    p.shutdown().await;
+    drop(p);
+    eventually("the resident helm exited", Duration::from_secs(20), || {
+        resident_children().is_empty()
+    })
+    .await;
+}

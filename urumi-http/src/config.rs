@@ -60,6 +60,10 @@ pub struct Flags {
     /// Stores answer at <name>.<D> [default: 127.0.0.1.nip.io].
     #[arg(long, env = "URUMI_BASE_DOMAIN", value_name = "D")]
     pub base_domain: Option<String>,
+    /// Run helm's work in this resident process (urumi-helm-resident: a path or a name on
+    /// PATH) instead of a helm process per call (overrides `[provisioner] helmResident`).
+    #[arg(long, env = "URUMI_HELM_RESIDENT", value_name = "PATH")]
+    pub helm_resident: Option<String>,
     /// Log format [default: text].
     #[arg(long, env = "URUMI_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
@@ -148,6 +152,9 @@ impl Config {
         let mut provisioner = file.provisioner;
         if let Some(d) = flags.base_domain.clone().or(file.base_domain) {
             provisioner.base_domain = d;
+        }
+        if let Some(resident) = flags.helm_resident.clone().filter(|s| !s.is_empty()) {
+            provisioner.helm_resident = Some(resident);
         }
         let default_listen = SocketAddr::from(([127, 0, 0, 1], 8080));
         Ok(Config {
@@ -261,6 +268,36 @@ concurrency = 2
         assert!(!shown.contains("hunter2-secret"), "{shown}");
         assert!(!shown.contains("super-secret-key-1"), "{shown}");
         assert!(shown.contains("shops.example"), "{shown}");
+    }
+
+    #[test]
+    fn the_resident_helm_comes_from_the_file_or_the_flag() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("urumi.toml");
+        std::fs::write(
+            &path,
+            "[provisioner]\nhelmResident = \"/opt/urumi/urumi-helm-resident\"\n",
+        )
+        .expect("write");
+        let p = path.display().to_string();
+        let from_file = Config::load(&flags(&["--config", &p])).expect("loads");
+        assert_eq!(
+            from_file.provisioner.helm_resident.as_deref(),
+            Some("/opt/urumi/urumi-helm-resident")
+        );
+        let from_flag = Config::load(&flags(&[
+            "--config",
+            &p,
+            "--helm-resident",
+            "urumi-helm-resident",
+        ]))
+        .expect("loads");
+        assert_eq!(
+            from_flag.provisioner.helm_resident.as_deref(),
+            Some("urumi-helm-resident")
+        );
+        let neither = Config::load(&flags(&[])).expect("loads");
+        assert_eq!(neither.provisioner.helm_resident, None);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use tokio::sync::Semaphore;
 use super::output::{parse_history, parse_release};
 use super::process::{Call, Runner};
 use super::repair::{self, Repair};
+use super::resident::Resident;
 use super::storage::{self, ReadError};
 use super::{
     HelmDriver, HelmError, HelmErrorKind, Release, ReleaseStatus, Revision, Scrubber,
@@ -47,6 +48,7 @@ pub struct HelmCliBuilder {
     history_max: u32,
     history_reader: Option<HistoryReader>,
     openapi_validation: bool,
+    resident: Option<PathBuf>,
 }
 
 /// The client [`HelmCliBuilder::read_history_from`] reads release records with.
@@ -73,6 +75,7 @@ impl Default for HelmCliBuilder {
             history_max: 10,
             history_reader: None,
             openapi_validation: true,
+            resident: None,
         }
     }
 }
@@ -161,11 +164,37 @@ impl HelmCliBuilder {
         self
     }
 
+    /// Runs every call in one long-lived `urumi-helm-resident` process (`binary`, a path or
+    /// a name looked up on `PATH`) instead of a new `helm` process per call. It is helm's
+    /// own library behind the same arguments and answers, so releases, histories, locks
+    /// and errors are the same as with the `helm` binary, and helm's CLI keeps working
+    /// on them. It saves what every helm process pays: starting, loading the kubeconfig,
+    /// and discovering the cluster's API (kept in memory, refreshed every 30 s). See
+    /// docs/performance.md for the figures. Build it with `make helm-resident` (Go; the
+    /// source is in `urumi-core/helm-resident/`).
+    ///
+    /// The process starts on the first call and again after it exits. A call past its
+    /// deadline, or whose future is dropped, is cancelled (helm records the release as
+    /// failed) and then the process is ended, as helm's CLI exits on SIGTERM: helm's
+    /// library would otherwise go on applying the cancelled release in the background.
+    /// Calls of other releases then in flight fail `unavailable` (retryable), and their
+    /// retry repairs what they left `pending-*`. When the driver is dropped, or this
+    /// process dies, the resident process sees its input close, cancels what it was doing
+    /// and exits. [`binary`](Self::binary) is not used in this mode. Default: off.
+    pub fn resident(mut self, binary: impl Into<PathBuf>) -> Self {
+        self.resident = Some(binary.into());
+        self
+    }
+
     /// The driver.
     pub fn build(self) -> HelmCli {
         let helm_timeout = self
             .helm_timeout
             .unwrap_or_else(|| self.timeout.mul_f64(0.9));
+        let resident = self.resident.map(|binary| {
+            let binary = super::find_in_path(&binary.to_string_lossy()).unwrap_or(binary);
+            Resident::new(binary, self.kubeconfig.clone(), self.context.clone())
+        });
         HelmCli {
             inner: Arc::new(Inner {
                 runner: Runner {
@@ -175,6 +204,7 @@ impl HelmCliBuilder {
                     timeout: self.timeout,
                     kill_grace: self.kill_grace,
                     permits: Semaphore::new(self.max_concurrent),
+                    resident,
                 },
                 helm_timeout,
                 max_concurrent: self.max_concurrent,
@@ -242,6 +272,12 @@ impl HelmCli {
     /// The deadline of every helm process.
     pub fn timeout(&self) -> Duration {
         self.inner.runner.timeout
+    }
+
+    /// The pid of the resident process ([`HelmCliBuilder::resident`]) if it is running;
+    /// `None` in process mode or before the first call.
+    pub fn resident_pid(&self) -> Option<u32> {
+        self.inner.runner.resident.as_ref()?.pid()
     }
 
     /// How many helm processes may run at once.

@@ -25,6 +25,20 @@ pub struct Fixture {
     pub chart_dir: PathBuf,
     /// The probe chart packaged as a `.tgz` (`helm package`).
     pub chart_tgz: PathBuf,
+    /// How the cases that simulate a crash kill the process running helm's work for the
+    /// driver under test. `None`: SIGKILL the `helm` processes working in the namespace.
+    pub crash: Option<Crash>,
+}
+
+/// Kills, as a crash would, whatever runs helm's work for one driver (see
+/// [`Fixture::crash`]).
+#[derive(Clone)]
+pub struct Crash(pub Arc<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Crash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Crash(..)")
+    }
 }
 
 /// How long a case waits for a release to reach a state before failing.
@@ -83,7 +97,10 @@ async fn interrupt_upgrade(
     // A crash, not a cancellation: the process running helm dies with it (a cancelled
     // call lets helm record the release as failed; see
     // `case_cancelled_upgrade_is_left_failed_not_pending`).
-    kill_helm_in(&fx.namespace);
+    match &fx.crash {
+        Some(Crash(crash)) => crash(),
+        None => kill_helm_in(&fx.namespace),
+    }
     task.abort();
     let outcome = task.await;
     assert!(

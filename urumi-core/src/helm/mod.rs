@@ -23,6 +23,11 @@
 //!  HelmError ──From──▶ crate::Error (kind() / is_retryable() for the caller)
 //! ```
 //!
+//! With [`HelmCliBuilder::resident`], the same commands go to one long-lived
+//! `urumi-helm-resident` process (helm's own library, in Go; `resident.rs`) instead of a
+//! helm process each: the same arguments, answers, records and errors, without helm's start,
+//! kubeconfig loading and API discovery on every call.
+//!
 //! Readiness is not helm's job here: releases are installed without `--wait` and the
 //! orchestrator watches the workloads. Secrets never reach helm's command line (process
 //! lists) nor a log line: values travel in a private file, and every error message is
@@ -37,6 +42,7 @@ mod error;
 mod output;
 mod process;
 mod repair;
+mod resident;
 mod scrub;
 mod storage;
 

@@ -11,6 +11,7 @@ use tokio::process::Command;
 use tokio::sync::Semaphore;
 
 use super::error::classify;
+use super::resident::{CallError, Resident};
 use super::{HelmError, HelmErrorKind, Scrubber};
 
 /// How much of helm's stderr an error message keeps (its tail: helm's reason is last).
@@ -40,6 +41,8 @@ pub(super) struct Runner {
     pub(super) timeout: Duration,
     pub(super) kill_grace: Duration,
     pub(super) permits: Semaphore,
+    /// The long-lived process that answers every call instead, if one is configured.
+    pub(super) resident: Option<Resident>,
 }
 
 impl Runner {
@@ -55,6 +58,9 @@ impl Runner {
             inner.permits.acquire().await.map_err(|_| {
                 call.error(HelmErrorKind::Failed, "the helm process pool is closed")
             })?;
+        if let Some(resident) = &inner.resident {
+            return self.run_resident(resident, call, args).await;
+        }
 
         let mut cmd = Command::new(&inner.binary);
         cmd.args(args).arg("--namespace").arg(call.namespace);
@@ -149,28 +155,104 @@ impl Runner {
             _ => String::new(),
         };
 
-        if status.success() {
-            tracing::debug!(
-                operation = call.operation,
-                release = call.release,
-                namespace = call.namespace,
-                elapsed_ms,
-                "helm finished"
-            );
-            return Ok(stdout);
+        finish(
+            call,
+            status.success(),
+            stdout,
+            &stderr,
+            status.code(),
+            elapsed_ms,
+        )
+    }
+
+    /// [`Runner::run`] through the resident process: the same arguments, the same
+    /// deadline, the same answers.
+    async fn run_resident(
+        &self,
+        resident: &Resident,
+        call: &Call<'_>,
+        mut args: Vec<OsString>,
+    ) -> Result<Vec<u8>, HelmError> {
+        args.push("--namespace".into());
+        args.push(call.namespace.into());
+        let started = Instant::now();
+        match resident
+            .call(call.namespace, args, self.timeout, self.kill_grace)
+            .await
+        {
+            Ok(answer) => finish(
+                call,
+                answer.code == 0,
+                answer.stdout.into_bytes(),
+                &answer.stderr,
+                Some(answer.code),
+                duration_ms(started.elapsed()),
+            ),
+            Err(CallError::Spawn(e)) => Err(call.error(
+                HelmErrorKind::Binary,
+                format!(
+                    "cannot run the resident helm {}: {e}",
+                    resident.binary.display()
+                ),
+            )),
+            Err(CallError::Exited(words)) => Err(call.error(
+                HelmErrorKind::Unavailable,
+                call.scrubber.scrub(&words),
+            )),
+            Err(CallError::TimedOut) => {
+                tracing::warn!(
+                    operation = call.operation,
+                    release = call.release,
+                    namespace = call.namespace,
+                    timeout_ms = duration_ms(self.timeout),
+                    "the resident helm's call outlived its deadline and was cancelled"
+                );
+                Err(HelmError::timeout(
+                    call.operation,
+                    call.release,
+                    call.namespace,
+                    self.timeout,
+                ))
+            }
+            Err(CallError::NotUtf8) => Err(call.error(
+                HelmErrorKind::Failed,
+                "an argument (a chart or values path) is not UTF-8, which the resident helm cannot be sent",
+            )),
         }
-        let message = stderr_message(&call.scrubber.scrub(&stderr), status);
-        let kind = classify(&message);
+    }
+}
+
+/// The outcome of one helm run: stdout on success; otherwise its scrubbed, classified
+/// stderr.
+fn finish(
+    call: &Call<'_>,
+    success: bool,
+    stdout: Vec<u8>,
+    stderr: &str,
+    code: Option<i32>,
+    elapsed_ms: u64,
+) -> Result<Vec<u8>, HelmError> {
+    if success {
         tracing::debug!(
             operation = call.operation,
             release = call.release,
             namespace = call.namespace,
             elapsed_ms,
-            kind = kind.as_str(),
-            "helm failed"
+            "helm finished"
         );
-        Err(call.error(kind, message))
+        return Ok(stdout);
     }
+    let message = stderr_message(&call.scrubber.scrub(stderr), code);
+    let kind = classify(&message);
+    tracing::debug!(
+        operation = call.operation,
+        release = call.release,
+        namespace = call.namespace,
+        elapsed_ms,
+        kind = kind.as_str(),
+        "helm failed"
+    );
+    Err(call.error(kind, message))
 }
 
 /// Stops helm: SIGTERM, up to `grace` to exit (helm then records the release as
@@ -206,7 +288,7 @@ impl Drop for ChildGuard {
 
 /// The environment helm runs with: PATH, HOME, temp and cache locations, helm's own
 /// settings, and (when no kubeconfig is given explicitly) how to find the cluster.
-fn helm_environment(cluster_from_env: bool) -> Vec<(String, String)> {
+pub(super) fn helm_environment(cluster_from_env: bool) -> Vec<(String, String)> {
     std::env::vars()
         .filter(|(k, _)| {
             matches!(
@@ -257,7 +339,7 @@ fn duration_ms(d: Duration) -> u64 {
 }
 
 /// The tail of helm's (scrubbed) stderr, without kubeconfig-permission noise.
-pub(super) fn stderr_message(stderr: &str, status: std::process::ExitStatus) -> String {
+pub(super) fn stderr_message(stderr: &str, code: Option<i32>) -> String {
     let kept: Vec<&str> = stderr
         .lines()
         .map(str::trim_end)
@@ -265,7 +347,7 @@ pub(super) fn stderr_message(stderr: &str, status: std::process::ExitStatus) -> 
         .collect();
     let text = kept.join("\n");
     if text.is_empty() {
-        return match status.code() {
+        return match code {
             Some(code) => format!("helm exited with status {code} and printed no reason"),
             None => "helm was killed by a signal".to_owned(),
         };
@@ -286,8 +368,7 @@ mod tests {
 
     #[test]
     fn a_long_stderr_keeps_its_tail() {
-        use std::os::unix::process::ExitStatusExt as _;
-        let status = std::process::ExitStatus::from_raw(1 << 8);
+        let status = Some(1);
         let long = format!("{}\nError: the reason", "noise ".repeat(2000));
         let msg = stderr_message(&long, status);
         assert!(msg.len() <= MAX_STDERR + 4, "{}", msg.len());

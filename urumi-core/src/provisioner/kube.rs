@@ -91,7 +91,22 @@ impl KubeProvisionerBuilder {
             Some(helm) => helm,
             None => {
                 // Found now, not at the first store: a missing helm is a setup error.
-                if crate::helm::find_in_path("helm").is_none() {
+                let resident = match &self.settings.helm_resident {
+                    None => None,
+                    Some(name) => match crate::helm::find_in_path(name) {
+                        Some(path) => Some(path),
+                        None => {
+                            return Err(Error::InvalidConfig {
+                                message: format!(
+                                    "helmResident: {name} was not found or is not executable \
+                                     (build it with `make helm-resident`, or unset helmResident \
+                                     to run the helm binary)"
+                                ),
+                            });
+                        }
+                    },
+                };
+                if resident.is_none() && crate::helm::find_in_path("helm").is_none() {
                     return Err(Error::InvalidConfig {
                         message: "helm was not found on PATH: install helm 3 \
                                   (https://helm.sh/docs/intro/install/) or give the \
@@ -100,11 +115,15 @@ impl KubeProvisionerBuilder {
                     });
                 }
                 // Histories come from helm's release records through this client (one
-                // API call, no helm process); installs, upgrades and uninstalls run helm.
+                // API call, no helm process); installs, upgrades and uninstalls run helm,
+                // or the resident helm.
                 let mut cli = HelmCli::builder()
                     .timeout(Duration::from_secs(self.settings.helm_timeout_secs))
                     .openapi_validation(self.settings.helm_openapi_validation)
                     .read_history_from(self.client.clone());
+                if let Some(path) = resident {
+                    cli = cli.resident(path);
+                }
                 if let Some(path) = &self.kubeconfig {
                     cli = cli.kubeconfig(path.clone());
                 }

@@ -85,6 +85,13 @@ pub struct ProvisionerSettings {
     /// Turn it on for engines whose charts are not tested against the cluster's API.
     #[serde(alias = "helm_openapi_validation")]
     pub helm_openapi_validation: bool,
+    /// Run helm's work in one long-lived `urumi-helm-resident` process (a path, or a name
+    /// looked up on `PATH`; see
+    /// [`HelmCliBuilder::resident`](crate::helm::HelmCliBuilder::resident)) instead of a
+    /// `helm` process per call: the same releases and errors for about a third of the CPU
+    /// per store. `None` (the default): the `helm` binary from `PATH`.
+    #[serde(alias = "helm_resident")]
+    pub helm_resident: Option<String>,
     /// How long the change feed keeps changes, in seconds (7 days); an older cursor
     /// is `cursor_expired`.
     #[serde(alias = "change_retention_secs")]
@@ -123,6 +130,7 @@ impl Default for ProvisionerSettings {
             namespace_deletion_timeout_secs: 300,
             helm_timeout_secs: 300,
             helm_openapi_validation: false,
+            helm_resident: None,
             change_retention_secs: crate::state::DEFAULT_CHANGE_RETENTION.as_secs(),
             verify_target: None,
             store_access: None,

@@ -105,11 +105,16 @@ pub fn unique(prefix: &str) -> String {
 }
 
 /// Settings that keep tests fast: no limits, short leases and polls, no drift repair,
-/// quick retries, a bounded namespace deletion.
+/// quick retries, a bounded namespace deletion. With `URUMI_HELM_RESIDENT` set, helm's
+/// work runs in the resident helm (`helmResident`), so the lifecycle suites can be run
+/// against either way of running helm.
 pub fn fast_settings() -> ProvisionerSettings {
     let mut s = ProvisionerSettings {
         limits: Limits::unlimited(),
         namespace_deletion_timeout_secs: 150,
+        helm_resident: std::env::var("URUMI_HELM_RESIDENT")
+            .ok()
+            .filter(|s| !s.is_empty()),
         ..ProvisionerSettings::default()
     };
     s.orchestrator.concurrency = 4;
