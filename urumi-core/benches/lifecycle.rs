@@ -4,8 +4,9 @@
 //! ```text
 //!  the loop (bash, 1 and 3 workers), per store:              Urumi (release build, in process;
 //!    kubectl create namespace                                 SQLite state; concurrency 1, 4, 8;
-//!                                                             the driver now, then as before:
-//!                                                             `helm history`, OpenAPI check):
+//!                                                             the driver now, as before
+//!                                                             (`helm history`, OpenAPI check),
+//!                                                             and with the resident helm):
 //!    kubectl apply  quota + limits + default-deny (Urumi's      create N at once ─▶ change feed
 //!                   own builders, so the objects are equal)     timed per store and per step
 //!    kubectl create secret (5 keys, openssl rand)             delete N at once ─▶ feed: Deleted
@@ -29,7 +30,9 @@
 //! lifecycle`. Without KUBECONFIG it exits 1 saying so. `URUMI_BENCH_STORES` (default 30),
 //! `URUMI_BENCH_CONCURRENCY` (`1,4,8`), `URUMI_BENCH_LOOP` (workers, `1,3`),
 //! `URUMI_BENCH_ANATOMY` (samples, 5); `URUMI_BENCH_HELM_HISTORY=0` skips the rounds of the
-//! driver before (histories read by `helm history` processes, helm's OpenAPI check on). Pods never really run (KWOK marks them Ready), so this
+//! driver before (histories read by `helm history` processes, helm's OpenAPI check on),
+//! `URUMI_BENCH_RESIDENT=0` those of the resident helm (`urumi-helm-resident`, whose CPU is
+//! read from its own /proc entry while it lives). Pods never really run (KWOK marks them Ready), so this
 //! measures Urumi, helm, kubectl and the control plane, not WordPress. CPU is read from /proc
 //! while nothing else should run: a busy machine inflates times, not CPU-seconds.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -265,6 +268,9 @@ enum History {
     Records,
     /// The driver before: a `helm history` process per read, helm's OpenAPI check on.
     Helm,
+    /// As `Records`, with installs, upgrades and uninstalls answered by the resident helm
+    /// (`helmResident`): one long-lived process instead of a helm process per call.
+    Resident,
 }
 
 impl History {
@@ -272,8 +278,27 @@ impl History {
         match self {
             History::Records => "",
             History::Helm => " (driver before)",
+            History::Resident => " (resident helm)",
         }
     }
+
+    fn describe(self) -> &'static str {
+        match self {
+            History::Records => {
+                "now: a helm process per install/uninstall, release records, no OpenAPI check"
+            }
+            History::Helm => "before: helm history, OpenAPI check",
+            History::Resident => {
+                "resident: one urumi-helm-resident process, release records, no OpenAPI check"
+            }
+        }
+    }
+}
+
+/// CPU ticks (user + system) of the live process `pid`, and of its reaped children.
+fn live_ticks(pid: Option<u32>) -> u64 {
+    pid.and_then(|p| proc_ticks(&p.to_string()))
+        .map_or(0, |(own, children)| own + children)
 }
 
 async fn round(
@@ -289,13 +314,33 @@ async fn round(
     let state = urumi_core::state::open(&url).await.expect("SQLite state");
     let mut builder =
         KubeProvisioner::builder(client.clone(), state).settings(settings(concurrency));
-    if history == History::Helm {
-        builder = builder.helm(std::sync::Arc::new(
-            urumi_core::helm::HelmCli::builder()
+    let mut resident = None;
+    match history {
+        History::Records => {}
+        History::Helm => {
+            builder = builder.helm(std::sync::Arc::new(
+                urumi_core::helm::HelmCli::builder()
+                    .timeout(Duration::from_secs(300))
+                    .build(),
+            ));
+        }
+        History::Resident => {
+            // As the provisioner builds it with `helmResident`; built here to read the
+            // process's CPU while it lives (a child's CPU reaches /proc/self only when it
+            // is reaped).
+            let binary = urumi_core::helm::find_in_path("urumi-helm-resident")
+                .expect("urumi-helm-resident on PATH (tests/cluster/up puts it there)");
+            let cli = urumi_core::helm::HelmCli::builder()
                 .timeout(Duration::from_secs(300))
-                .build(),
-        ));
+                .openapi_validation(false)
+                .read_history_from(client.clone())
+                .resident(binary)
+                .build();
+            resident = Some(cli.clone());
+            builder = builder.helm(std::sync::Arc::new(cli));
+        }
     }
+    let resident_ticks = || live_ticks(resident.as_ref().and_then(|h| h.resident_pid()));
     let p: KubeProvisioner = builder.build().expect("provisioner");
     let caller = Caller::admin("bench", TenantId::new("bench").expect("tenant"));
     let tag: u32 = rand::rng().random_range(0..0x10000);
@@ -309,7 +354,8 @@ async fn round(
     let mut changes = p.changes(&caller, None);
 
     // Create them all at once; the orchestrator works `concurrency` at a time.
-    let s0 = Snapshot::before(pids);
+    let mut s0 = Snapshot::before(pids);
+    s0.children += resident_ticks();
     let started = Instant::now();
     for name in &names {
         let t = Instant::now();
@@ -347,7 +393,8 @@ async fn round(
         }
     }
     let batch_ready_secs = started.elapsed().as_secs_f64();
-    let s1 = Snapshot::after(pids);
+    let mut s1 = Snapshot::after(pids);
+    s1.children += resident_ticks();
     for (name, t) in &timelines {
         if let Some(why) = &t.failed {
             panic!("{name} failed: {why}");
@@ -355,7 +402,8 @@ async fn round(
     }
 
     // Delete them all at once.
-    let s2 = Snapshot::before(pids);
+    let mut s2 = Snapshot::before(pids);
+    s2.children += resident_ticks();
     let deleting = Instant::now();
     for name in &names {
         let t = Instant::now();
@@ -381,8 +429,20 @@ async fn round(
         }
     }
     let batch_delete_secs = deleting.elapsed().as_secs_f64();
-    let s3 = Snapshot::after(pids);
+    let mut s3 = Snapshot::after(pids);
+    s3.children += resident_ticks();
+    let resident_pid = resident.as_ref().and_then(|h| h.resident_pid());
     p.shutdown().await;
+    drop(p);
+    drop(resident);
+    // The resident helm exits when its driver is dropped; wait until it is reaped, so that
+    // its CPU lands in /proc/self between rounds, not inside the next one's phases.
+    if let Some(pid) = resident_pid {
+        let gone = Instant::now() + Duration::from_secs(20);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < gone {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 
     let secs = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
         (Some(a), Some(b)) => Some(b.saturating_duration_since(a).as_secs_f64()),
@@ -780,6 +840,9 @@ fn main() {
     if std::env::var("URUMI_BENCH_HELM_HISTORY").as_deref() != Ok("0") {
         histories.push(History::Helm);
     }
+    if std::env::var("URUMI_BENCH_RESIDENT").as_deref() != Ok("0") {
+        histories.push(History::Resident);
+    }
     let tick = clock_ticks_per_second();
     let pids = plane_pids();
     let woo = WooCommerce::new();
@@ -947,26 +1010,31 @@ fn report(
     }
 
     let mut driver_ratios = Vec::new();
-    let before: Vec<&Round> = rounds
+    let others: Vec<&Round> = rounds
         .iter()
-        .filter(|r| r.history == History::Helm)
+        .filter(|r| r.history != History::Records)
         .collect();
-    if !before.is_empty() {
+    if !others.is_empty() {
         let _ = writeln!(
             md,
-            "\n### The driver now / before (histories from release records instead of `helm history`; no client-side OpenAPI check), same concurrency\n"
+            "\n### Drivers compared, same concurrency: now / before (histories from release records instead of `helm history`; no client-side OpenAPI check), resident helm / now (one long-lived process instead of a helm process per call)\n"
         );
         let _ = writeln!(
             md,
-            "| concurrency | stores/min | create→Ready p50 | all deleted | way CPU-s | of it helm processes | API requests |"
+            "| ratio | concurrency | stores/min | create→Ready p50 | all deleted | way CPU-s | of it helm processes | API requests |"
         );
-        let _ = writeln!(md, "|---:|---:|---:|---:|---:|---:|---:|");
-        for b in before {
-            let Some(a) = rounds
+        let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
+        for other in others {
+            let Some(now) = rounds
                 .iter()
-                .find(|r| r.history == History::Records && r.concurrency == b.concurrency)
+                .find(|r| r.history == History::Records && r.concurrency == other.concurrency)
             else {
                 continue;
+            };
+            // Always the newer driver over the older one.
+            let (a, b, what) = match other.history {
+                History::Helm => (now, other, "now / before"),
+                _ => (other, now, "resident / now"),
             };
             let cpu = |r: &Round| r.create_cost.way() + r.delete_cost.way();
             let helm = |r: &Round| r.create_cost.children + r.delete_cost.children;
@@ -981,11 +1049,11 @@ fn report(
             );
             let _ = writeln!(
                 md,
-                "| {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+                "| {what} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
                 a.concurrency, ratio.0, ratio.1, ratio.2, ratio.3, ratio.4, ratio.5
             );
             driver_ratios.push(json!({
-                "concurrency": a.concurrency, "storesPerMinute": ratio.0,
+                "ratio": what, "concurrency": a.concurrency, "storesPerMinute": ratio.0,
                 "createToReadyP50": ratio.1, "allDeletedSecs": ratio.2, "wayCpuSecs": ratio.3,
                 "helmProcessesCpuSecs": ratio.4, "apiRequests": ratio.5,
             }));
@@ -1057,7 +1125,7 @@ fn report(
         })).collect::<Vec<_>>(),
         "urumi": rounds.iter().map(|r| json!({
             "concurrency": r.concurrency,
-            "driver": match r.history { History::Records => "now: release records, no OpenAPI check", History::Helm => "before: helm history, OpenAPI check" },
+            "driver": r.history.describe(),
             "storesPerMinute": r.stores_per_minute,
             "createToReadySecs": {"p50": percentile(&r.create_to_ready, 50.0), "p95": percentile(&r.create_to_ready, 95.0)},
             "allReadySecs": r.batch_ready_secs,
@@ -1068,7 +1136,7 @@ fn report(
             "perStoreDelete": r.delete_cost.json(),
         })).collect::<Vec<_>>(),
         "ratios": ratios,
-        "driverNowOverBefore": driver_ratios,
+        "driverRatios": driver_ratios,
         "helm": anatomy.rows.iter().map(|(what, walls, cpu)| json!({
             "call": what, "wallP50Secs": percentile(walls, 50.0), "cpuSecs": cpu,
         })).collect::<Vec<_>>(),
