@@ -88,8 +88,8 @@ pub struct ProvisionerSettings {
     /// Run helm's work in one long-lived `urumi-helm-resident` process (a path, or a name
     /// looked up on `PATH`; see
     /// [`HelmCliBuilder::resident`](crate::helm::HelmCliBuilder::resident)) instead of a
-    /// `helm` process per call: the same releases and errors for about a third of the CPU
-    /// per store. `None` (the default): the `helm` binary from `PATH`.
+    /// `helm` process per call: the same releases and errors for 0.37–0.45 of the CPU per
+    /// store (docs/performance.md). `None` (the default): the `helm` binary from `PATH`.
     #[serde(alias = "helm_resident")]
     pub helm_resident: Option<String>,
     /// How long the change feed keeps changes, in seconds (7 days); an older cursor
