@@ -1,6 +1,8 @@
 //! A provisioner's lifetime on the local cluster: dropping the last handle stops its
 //! worker, its watches and its helm processes, and leaves no release `pending-*`;
-//! `shutdown` lets a running helm finish; building outside a runtime is an error.
+//! `shutdown` lets a running helm finish; building outside a runtime is an error; with
+//! `helmResident`, one resident helm process does a store's helm work and exits with the
+//! provisioner.
 //!
 //! Needs `eval "$(tests/cluster/up)"`.
 #![allow(clippy::unwrap_used, missing_docs)]
