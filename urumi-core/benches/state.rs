@@ -59,6 +59,7 @@ async fn run(label: &str, st: Arc<dyn StateStore>) -> Rates {
     let opts = InsertOptions {
         limits: Limits::unlimited(),
         idempotency: None,
+        audit: None,
     };
     let start = Instant::now();
     for i in 0..ROWS {

@@ -45,6 +45,7 @@ async fn seed(server: &Server, n: usize) {
     let opts = InsertOptions {
         limits: Limits::unlimited(),
         idempotency: None,
+        audit: None,
     };
     let start = Instant::now();
     for i in 0..n {

@@ -130,6 +130,7 @@ impl KubeProvisionerBuilder {
                 Arc::new(cli.build())
             }
         };
+        let audit_in_state = self.audit.is_none();
         let audit = self
             .audit
             .unwrap_or_else(|| Arc::new(StateSink::new(self.state.clone())));
@@ -162,6 +163,7 @@ impl KubeProvisionerBuilder {
             client: self.client,
             state: self.state,
             audit,
+            audit_in_state,
             engines: self.engines,
             runtime,
             orchestrator,
@@ -194,6 +196,8 @@ struct Inner {
     client: kube::Client,
     state: Arc<dyn StateStore>,
     audit: Arc<dyn AuditSink>,
+    /// `audit` is the state store's own table: `store.create` goes in with the insert.
+    audit_in_state: bool,
     engines: Engines,
     runtime: Arc<KubeRuntime>,
     orchestrator: Orchestrator,
@@ -445,6 +449,15 @@ impl Inner {
         let completion = idem
             .as_ref()
             .map(|i| i.completion(&store_as_inserted(&store)));
+        let event = caller
+            .event("store.create", Outcome::Success)
+            .tenant(store.tenant.as_str())
+            .store(store.name.as_str());
+        let created = event.clone().detail(format!(
+            "{} store, {} plan",
+            store.engine.as_str(),
+            store.plan
+        ));
         let inserted = self
             .state
             .insert(
@@ -452,21 +465,17 @@ impl Inner {
                 &InsertOptions {
                     limits: self.settings.limits,
                     idempotency: completion.transpose()?,
+                    // With the state store's own audit table, the event is part of the
+                    // insert: a store is never seen without the event that created it.
+                    audit: self.audit_in_state.then(|| created.clone()),
                 },
             )
             .await;
-        let event = caller
-            .event("store.create", Outcome::Success)
-            .tenant(store.tenant.as_str())
-            .store(store.name.as_str());
         match inserted {
             Ok(store) => {
-                self.record(event.detail(format!(
-                    "{} store, {} plan",
-                    store.engine.as_str(),
-                    store.plan
-                )))
-                .await;
+                if !self.audit_in_state {
+                    self.record(created).await;
+                }
                 self.orchestrator
                     .publish(StoreChange::Updated(store.clone()));
                 self.orchestrator.wake();

@@ -67,6 +67,15 @@ impl MemoryStore {
 }
 
 impl Inner {
+    /// Appends `event` unless one with its `id` is there already.
+    fn append_audit(&mut self, event: &AuditEvent) {
+        if !self.audit.iter().any(|e| e.id == event.id) {
+            let mut e = event.clone();
+            e.at = store::truncate_micros(e.at);
+            self.audit.push(e);
+        }
+    }
+
     fn append_change(&mut self, kind: ChangeKind, store: &Store) {
         self.last_seq += 1;
         self.changes.push_back(Change {
@@ -160,6 +169,9 @@ impl StateStore for MemoryStore {
             inner.complete_key(idem, now)?;
         }
         inner.append_change(ChangeKind::Created, &stored);
+        if let Some(event) = &opts.audit {
+            inner.append_audit(event);
+        }
         *inner.per_tenant.entry(stored.tenant.clone()).or_insert(0) += 1;
         inner.stores.insert(
             stored.name.clone(),
@@ -443,12 +455,7 @@ impl StateStore for MemoryStore {
     }
 
     async fn append_audit(&self, event: &AuditEvent) -> Result<()> {
-        let mut inner = self.lock();
-        if !inner.audit.iter().any(|e| e.id == event.id) {
-            let mut e = event.clone();
-            e.at = store::truncate_micros(e.at);
-            inner.audit.push(e);
-        }
+        self.lock().append_audit(event);
         Ok(())
     }
 

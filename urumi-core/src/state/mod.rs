@@ -174,6 +174,10 @@ pub struct InsertOptions {
     pub limits: Limits,
     /// An idempotency key completed atomically with the insert.
     pub idempotency: Option<IdempotentInsert>,
+    /// An audit event appended atomically with the insert (as by
+    /// [`StateStore::append_audit`], so appending it again later keeps this one): whoever
+    /// can read the store can read the event that created it.
+    pub audit: Option<AuditEvent>,
 }
 
 /// Where store records, idempotency keys, leases and the audit table live.

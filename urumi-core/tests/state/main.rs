@@ -78,6 +78,7 @@ macro_rules! state_cases {
             case_update_bumps_version_and_refuses_stale,
             case_delete_removes_the_record,
             case_audit_is_append_only_and_queryable,
+            case_insert_appends_its_audit_event_atomically,
             case_status_counts_cover_every_status,
             case_concurrent_same_name_exactly_one_wins,
             case_concurrent_creates_respect_tenant_cap,

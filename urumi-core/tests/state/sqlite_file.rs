@@ -166,6 +166,7 @@ async fn two_stores_on_one_file_share_the_limits_like_two_processes() {
             ..Limits::unlimited()
         },
         idempotency: None,
+        audit: None,
     };
     let tasks = (0..40).map(|i| {
         let st = if i % 2 == 0 { a.clone() } else { b.clone() };

@@ -8,7 +8,7 @@ use chrono::Duration as Span;
 use super::{insert_ok, kind_of, mk_store, mk_store_at, name, set_status, tenant};
 use crate::audit::AuditQuery;
 use crate::error::ErrorKind;
-use crate::state::{ListQuery, StateStore};
+use crate::state::{InsertOptions, ListQuery, StateStore};
 use crate::store::{self, AuditEvent, Outcome, Plan, Status, Step};
 
 pub async fn case_insert_then_get_round_trips(store: Arc<dyn StateStore>) {
@@ -210,6 +210,70 @@ fn event(action: &str, store_name: &str, tenant_id: &str, at_offset_s: i64) -> A
         .detail("ok")
         .source_ip(IpAddr::V4(Ipv4Addr::LOCALHOST))
         .at(store::now() - chrono::Duration::minutes(10) + Span::seconds(at_offset_s))
+}
+
+/// An insert carrying an audit event writes both or neither: a reader who finds the store
+/// finds the event that created it, and a refused insert leaves no event behind.
+pub async fn case_insert_appends_its_audit_event_atomically(store: Arc<dyn StateStore>) {
+    let created = event("store.create", "shop1", "acme", 0);
+    let opts = InsertOptions {
+        audit: Some(created.clone()),
+        ..super::unlimited()
+    };
+    store
+        .insert(&mk_store("shop1", "acme"), &opts)
+        .await
+        .expect("insert with its audit event");
+    let for_shop1 = |s: &'static str| AuditQuery {
+        store: Some(s.into()),
+        ..AuditQuery::default()
+    };
+    let trail = store.query_audit(&for_shop1("shop1")).await.unwrap();
+    assert_eq!(
+        trail.items,
+        vec![created.clone()],
+        "the event came with the insert"
+    );
+    store
+        .append_audit(&created)
+        .await
+        .expect("appending the same event afterwards is accepted");
+    let trail = store.query_audit(&for_shop1("shop1")).await.unwrap();
+    assert_eq!(trail.items.len(), 1, "and kept once");
+
+    let refused = event("store.create", "shop1", "acme", 1);
+    let again = InsertOptions {
+        audit: Some(refused),
+        ..super::unlimited()
+    };
+    assert_eq!(
+        kind_of(store.insert(&mk_store("shop1", "acme"), &again).await),
+        ErrorKind::StoreExists
+    );
+    let trail = store.query_audit(&for_shop1("shop1")).await.unwrap();
+    assert_eq!(trail.items.len(), 1, "a refused insert appends no event");
+
+    let limited = InsertOptions {
+        limits: crate::limits::Limits {
+            stores_per_tenant: 1,
+            ..crate::limits::Limits::unlimited()
+        },
+        audit: Some(event("store.create", "shop2", "acme", 2)),
+        ..InsertOptions::default()
+    };
+    assert_eq!(
+        kind_of(store.insert(&mk_store("shop2", "acme"), &limited).await),
+        ErrorKind::QuotaExceeded
+    );
+    assert!(
+        store
+            .query_audit(&for_shop1("shop2"))
+            .await
+            .unwrap()
+            .items
+            .is_empty(),
+        "an insert over a limit appends no event"
+    );
 }
 
 pub async fn case_audit_is_append_only_and_queryable(store: Arc<dyn StateStore>) {

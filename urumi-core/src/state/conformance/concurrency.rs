@@ -17,6 +17,7 @@ fn with_limits(limits: Limits) -> InsertOptions {
     InsertOptions {
         limits,
         idempotency: None,
+        audit: None,
     }
 }
 

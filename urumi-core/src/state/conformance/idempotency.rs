@@ -119,6 +119,7 @@ pub async fn case_idempotent_insert_never_makes_two_stores(store: Arc<dyn StateS
             request_hash: "h1".into(),
             response: response("{\"name\":\"shop1\"}"),
         }),
+        audit: None,
     };
     store
         .insert(&mk_store("shop1", "acme"), &opts)

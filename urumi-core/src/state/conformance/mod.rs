@@ -57,6 +57,7 @@ pub fn unlimited() -> InsertOptions {
     InsertOptions {
         limits: Limits::unlimited(),
         idempotency: None,
+        audit: None,
     }
 }
 

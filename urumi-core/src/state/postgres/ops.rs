@@ -163,6 +163,9 @@ impl StateStore for PostgresStore {
             .map_err(err("insert"))?;
         let stored = to_store(&row)?;
         super::append_change(&mut tx, ChangeKind::Created, &stored).await?;
+        if let Some(event) = &opts.audit {
+            append_audit_in(&mut *tx, event).await?;
+        }
         tx.commit().await.map_err(err("insert"))?;
         Ok(stored)
     }
@@ -338,24 +341,7 @@ impl StateStore for PostgresStore {
     }
 
     async fn append_audit(&self, e: &AuditEvent) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO audit_events (id, at, actor, tenant, action, store, outcome, detail, \
-             source_ip) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(e.id.to_string())
-        .bind(e.at)
-        .bind(&e.actor)
-        .bind(&e.tenant)
-        .bind(&e.action)
-        .bind(&e.store)
-        .bind(e.outcome.as_str())
-        .bind(&e.detail)
-        .bind(e.source_ip.map(|ip| ip.to_string()))
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
-        .map_err(err("append_audit"))
+        append_audit_in(&self.pool, e).await
     }
 
     async fn query_audit(&self, q: &AuditQuery) -> Result<Page<AuditEvent>> {
@@ -418,6 +404,32 @@ impl StateStore for PostgresStore {
 
 /// Completes an idempotency key inside a transaction (the key's row locked): refuses a
 /// key begun with another request or already completed, then stores the response.
+/// Appends `e` to the audit table through `db` (the pool, or a transaction to make it
+/// part of one); an `id` already there keeps the first.
+async fn append_audit_in<'c, E>(db: E, e: &AuditEvent) -> Result<()>
+where
+    E: sqlx::PgExecutor<'c>,
+{
+    sqlx::query(
+        "INSERT INTO audit_events (id, at, actor, tenant, action, store, outcome, detail, \
+         source_ip) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(e.id.to_string())
+    .bind(e.at)
+    .bind(&e.actor)
+    .bind(&e.tenant)
+    .bind(&e.action)
+    .bind(&e.store)
+    .bind(e.outcome.as_str())
+    .bind(&e.detail)
+    .bind(e.source_ip.map(|ip| ip.to_string()))
+    .execute(db)
+    .await
+    .map(|_| ())
+    .map_err(err("append_audit"))
+}
+
 async fn complete_key(
     tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
     idem: &IdempotentInsert,

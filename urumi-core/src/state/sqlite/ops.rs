@@ -146,6 +146,9 @@ impl StateStore for SqliteStore {
             .map_err(err("insert"))?;
         let stored = to_store(&row)?;
         super::append_change(&mut tx, ChangeKind::Created, &stored).await?;
+        if let Some(event) = &opts.audit {
+            append_audit_in(&mut tx, event).await?;
+        }
         tx.commit().await.map_err(err("insert"))?;
         Ok(stored)
     }
@@ -322,23 +325,7 @@ impl StateStore for SqliteStore {
 
     async fn append_audit(&self, e: &AuditEvent) -> Result<()> {
         let (_gate, mut tx) = self.write("append_audit").await?;
-        sqlx::query(concat!(
-            "INSERT INTO audit_events (",
-            audit_cols!(),
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING"
-        ))
-        .bind(e.id.to_string())
-        .bind(micros(e.at))
-        .bind(&e.actor)
-        .bind(&e.tenant)
-        .bind(&e.action)
-        .bind(&e.store)
-        .bind(e.outcome.as_str())
-        .bind(&e.detail)
-        .bind(e.source_ip.map(|ip| ip.to_string()))
-        .execute(&mut *tx)
-        .await
-        .map_err(err("append_audit"))?;
+        append_audit_in(&mut tx, e).await?;
         tx.commit().await.map_err(err("append_audit"))
     }
 
@@ -402,6 +389,31 @@ impl StateStore for SqliteStore {
 
 /// Completes an idempotency key inside a write transaction: refuses a key begun with
 /// another request or already completed, then stores the response.
+/// Appends `e` to the audit table inside `tx`; an `id` already there keeps the first.
+async fn append_audit_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    e: &AuditEvent,
+) -> Result<()> {
+    sqlx::query(concat!(
+        "INSERT INTO audit_events (",
+        audit_cols!(),
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING"
+    ))
+    .bind(e.id.to_string())
+    .bind(micros(e.at))
+    .bind(&e.actor)
+    .bind(&e.tenant)
+    .bind(&e.action)
+    .bind(&e.store)
+    .bind(e.outcome.as_str())
+    .bind(&e.detail)
+    .bind(e.source_ip.map(|ip| ip.to_string()))
+    .execute(&mut **tx)
+    .await
+    .map(|_| ())
+    .map_err(err("append_audit"))
+}
+
 async fn complete_key(
     tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
     idem: &IdempotentInsert,
