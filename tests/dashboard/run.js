@@ -191,10 +191,10 @@ storageClass = "${sc}"`);
 
 (async () => {
   let passed = 0, failed = 0;
-  let browser;
+  let browser, profile;
   try {
     main = await startServer();
-    const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'urumi-chromium-'));
+    profile = fs.mkdtempSync(path.join(os.tmpdir(), 'urumi-chromium-'));
     ctx = await chromium.launchPersistentContext(profile, {
       executablePath: '/usr/bin/chromium',
       headless: true,
@@ -219,6 +219,11 @@ storageClass = "${sc}"`);
   } finally {
     if (browser) await browser.close().catch(() => {});
     for (const s of servers) s.proc.kill('SIGTERM');
+    // The directories hold API keys and the servers' logs: kept (and named) only when a
+    // test failed, for the reader.
+    const dirs = servers.map((s) => s.dir).concat(profile ? [profile] : []);
+    if (failed) console.log('kept for inspection: ' + dirs.join(' '));
+    else for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
     for (const n of namespaces) {
       try { execFileSync('kubectl', ['delete', 'namespace', 'store-' + n, '--ignore-not-found', '--wait=false'], { stdio: 'ignore' }); } catch (_) {}
     }

@@ -65,3 +65,45 @@ test('a garbage-collected Provisioner shuts down: its change feed ends', async (
   assert.ok(done, 'the feed did not end: the collected Provisioner still runs')
   await drained
 })
+
+// A program that used the provisioner, closed or not, exits by itself: no native work
+// keeps Node's event loop alive after the program's last line. (A `next()` still waiting
+// on the feed does, like a socket still read from; close() ends it.)
+const PROGRAM = `
+import { Provisioner } from './index.mjs'
+const p = await Provisioner.open(JSON.parse(process.argv[1]))
+const name = 'nexit-' + process.pid
+await p.create({ name })
+for (let i = 0; i < 20; i++) {
+  await p.get(name)
+  await p.list()
+}
+for await (const change of p.changes({ after: 0 })) break
+if (process.argv[2] === 'close') {
+  const pending = p.changes().next() // waiting on the feed: close must end it
+  await p.close()
+  await pending
+}
+console.log('done')
+`
+
+for (const ending of ['close', 'no close']) {
+  test(`a program that used the provisioner exits by itself (${ending})`, async () => {
+    const { spawnSync } = await import('node:child_process')
+    const runs = 10
+    const failures = []
+    for (let run = 0; run < runs; run++) {
+      const started = Date.now()
+      const done = spawnSync(
+        process.execPath,
+        ['--input-type=module', '-e', PROGRAM, JSON.stringify(offline()), ending],
+        { cwd: new URL('..', import.meta.url), encoding: 'utf8', timeout: 60_000 },
+      )
+      if (done.status !== 0 || done.stdout.trim() !== 'done') {
+        const why = done.error ? `no exit within 60 s (${done.error.message})` : `exit ${done.status} ${done.signal ?? ''}`
+        failures.push(`run ${run}: ${why} after ${Date.now() - started} ms: ${done.stderr.slice(-300)}`)
+      }
+    }
+    assert.deepEqual(failures, [], `${failures.length} of ${runs} runs did not exit by themselves`)
+  })
+}

@@ -50,10 +50,20 @@ test('a Node and a Python process share one PostgreSQL state', { skip: python ? 
     )
     let out = ''
     child.stdout.on('data', (d) => (out += d))
-    const exited = new Promise((resolve) => child.on('exit', resolve))
+    // Python waits at most 120 s per store; a side that has not exited after 300 s hangs.
+    const exited = new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL')
+        resolve('no exit within 300 s')
+      }, 300_000)
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer)
+        resolve(code ?? signal)
+      })
+    })
     // Python creates its store, replays Node's order and waits for both; meanwhile
     // Node's worker and Python's share the work through PostgreSQL leases.
-    assert.equal(await exited, 0, 'the Python side succeeded')
+    assert.equal(await exited, 0, `the Python side succeeded (it printed: ${out.trim()})`)
     for (const name of [a, b]) {
       const ready = await p.wait(name, { status: 'Ready', timeoutMs: 180_000 })
       assert.equal(ready.status, 'Ready')

@@ -6,7 +6,7 @@
 //   postgresUrl()       ── a fresh schema on $URUMI_TEST_POSTGRES_URL (tests/postgres/up)
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdtempSync, writeFileSync, existsSync, readdirSync } from 'node:fs'
+import { mkdtempSync, writeFileSync, existsSync, readdirSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
@@ -18,9 +18,17 @@ export function unique(prefix) {
   return `${prefix}-${randomBytes(3).toString('hex')}`
 }
 
-/** A new temporary directory. */
+/** @type {string[]} */
+const tempDirs = []
+process.on('exit', () => {
+  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true })
+})
+
+/** A new temporary directory, removed when the process exits. */
 export function tempDir() {
-  return mkdtempSync(join(tmpdir(), 'urumi-node-'))
+  const dir = mkdtempSync(join(tmpdir(), 'urumi-node-'))
+  tempDirs.push(dir)
+  return dir
 }
 
 /** A SQLite state URL in a new temporary directory. */
