@@ -115,6 +115,50 @@ export interface VerifyReport {
   orderId?: number
 }
 
+/** One quota resource of a store: what it holds against what its plan allows. */
+export interface ResourceUsage {
+  /** `requests.cpu`, `limits.cpu`, `requests.memory`, `limits.memory`, `pods`,
+   * `persistentvolumeclaims`, `requests.storage` or `limits.ephemeral-storage`. */
+  resource: string
+  /** The unit of `used` and `hard`. */
+  unit: 'millicores' | 'bytes' | 'count'
+  used: number
+  hard: number
+}
+
+/** One of a store's volumes. */
+export interface VolumeUsage {
+  claim: string
+  /** Bytes asked for. */
+  requested: number
+  /** Bytes of the bound volume, once bound. */
+  capacity: number | null
+  phase: string
+  volume: string | null
+}
+
+/** The outcome of `usage`: read from the cluster when asked. */
+export interface StoreUsage {
+  name: string
+  plan: string
+  resources: ResourceUsage[]
+  volumes: VolumeUsage[]
+  observedAt: string
+}
+
+/** A plan and what it grants (Kubernetes quantities). */
+export interface PlanSize {
+  name: string
+  cpuRequest: string
+  cpuLimit: string
+  memoryRequest: string
+  memoryLimit: string
+  pods: number
+  pvcs: number
+  storage: string
+  ephemeralStorage?: string
+}
+
 /** One audit event. Never contains a password or an API key. */
 export interface AuditEvent {
   id: string
@@ -210,6 +254,13 @@ export declare class Provisioner {
   retry(name: string, options?: RequestOpts): Promise<Store>
   /** The store's admin login (audited). Rejects with `not_found`. */
   credentials(name: string): Promise<StoreCredentials>
+  /**
+   * What the store uses of its plan (quota used/hard, volumes), read now. Rejects with
+   * `not_found`, `conflict` (no quota yet or any more), `unavailable` (not counted yet).
+   */
+  usage(name: string): Promise<StoreUsage>
+  /** Every plan and what it grants, smallest first. */
+  plans(): PlanSize[]
   /** Proves a Ready store takes an order. Rejects with `not_found`, `conflict`. */
   verify(name: string): Promise<VerifyReport>
   /** The store's audit trail, newest first. Rejects with `not_found`, `invalid_spec`. */

@@ -102,6 +102,18 @@ class Provisioner {
     return call(() => this.#native.credentials(name))
   }
 
+  usage(name) {
+    return call(() => this.#native.usage(name))
+  }
+
+  plans() {
+    try {
+      return this.#native.plans()
+    } catch (err) {
+      throw toUrumiError(err)
+    }
+  }
+
   verify(name) {
     return call(() => this.#native.verify(name))
   }

@@ -71,6 +71,14 @@ export declare class NativeProvisioner {
    */
   credentials(name: string): Promise<unknown>
   /**
+   * What the store uses of its plan, read from the cluster now: `{ name, plan,
+   * resources: [{ resource, unit, used, hard }], volumes, observedAt }`. Rejects with
+   * `not_found`, `conflict` (no quota yet or any more), `unavailable` (not counted yet).
+   */
+  usage(name: string): Promise<unknown>
+  /** Every plan and what it grants, smallest first: `[{ name, cpuRequest, … }]`. */
+  plans(): unknown
+  /**
    * Proves a Ready store sells (storefront, cart, cash-on-delivery checkout):
    * `{ ok, steps, orderId? }`. Rejects with `not_found`, `conflict` (not Ready).
    */

@@ -96,6 +96,14 @@ test('create → Ready → admin login → delete', async () => {
   await page.click(`tr[data-store="${name}"] a`);
   await page.waitForSelector('[data-view=store] h1 [data-testid=status]:text("Ready")');
   await page.waitForSelector('[data-testid=timeline] li', { timeout: 10000 });
+  // Usage: a bar per quota resource, read from the cluster (the small plan allows 10 pods).
+  await page.waitForSelector('[data-testid=usage] tr[data-resource=pods] [role=meter]', { timeout: 10000 });
+  const pods = await page.$eval('[data-testid=usage] tr[data-resource=pods] [role=meter]',
+    el => [Number(el.getAttribute('aria-valuenow')), Number(el.getAttribute('aria-valuemax'))]);
+  if (pods[1] !== 10 || pods[0] < 2) throw new Error('usage bar for pods shows ' + pods.join(' of '));
+  const podsText = await page.textContent('[data-testid=usage] tr[data-resource=pods] [data-testid=usage-amount]');
+  if (podsText !== pods[0] + ' of 10') throw new Error('usage text for pods: ' + podsText);
+  if (!(await page.$('[data-testid=volumes] li'))) throw new Error('no volume listed under usage');
   await page.click('[data-testid=reveal]');
   const password = await page.textContent('[data-testid=password]', { timeout: 10000 });
   if (!password || password.length < 12) throw new Error('no password shown');

@@ -1180,3 +1180,114 @@ async fn a_webhook_is_recorded_only_with_the_stores_own_signature() {
     delete_and_wait(&p, &name).await;
     p.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_is_the_quotas_count_and_the_stores_volumes_read_now() {
+    let client = kube_client().await;
+    let (state, _dir) = sqlite_state().await;
+    let p = provisioner(state, fast_settings()).await;
+    let name = unique("lc-usage");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    let ns_name = namespace_of(&name);
+    create(&p, &name, Plan::Small).await;
+    wait_ready(&p, &name).await;
+
+    let usage = p.usage(&admin(), &name).await.expect("usage");
+    assert_eq!(usage.name, name);
+    assert_eq!(usage.plan, Plan::Small);
+    let resources: Vec<_> = usage
+        .resources
+        .iter()
+        .map(|r| r.resource.as_str())
+        .collect();
+    assert_eq!(
+        resources,
+        [
+            "requests.cpu",
+            "limits.cpu",
+            "requests.memory",
+            "limits.memory",
+            "pods",
+            "persistentvolumeclaims",
+            "requests.storage",
+            "limits.ephemeral-storage"
+        ]
+    );
+    // Each number is the quota controller's, in the resource's unit; hard is the plan's.
+    let quota = Api::<ResourceQuota>::namespaced(client.clone(), &ns_name)
+        .get("urumi-quota")
+        .await
+        .expect("quota");
+    let status = quota.status.expect("quota counted");
+    let (used, hard) = (status.used.expect("used"), status.hard.expect("hard"));
+    let size = Plans::default().size(Plan::Small).clone();
+    for r in &usage.resources {
+        let parse = |q: &str| {
+            if r.resource.ends_with("cpu") {
+                cpu_millis(q).expect("cpu quantity")
+            } else {
+                bytes(q).expect("quantity")
+            }
+        };
+        assert_eq!(r.used, parse(&used[&r.resource].0), "{r:?}");
+        assert_eq!(r.hard, parse(&hard[&r.resource].0), "{r:?}");
+    }
+    let get = |k: &str| usage.resources.iter().find(|r| r.resource == k).expect(k);
+    assert_eq!(
+        get("requests.cpu").hard,
+        cpu_millis(&size.cpu_request).expect("plan")
+    );
+    assert_eq!(get("pods").hard, u64::from(size.pods));
+    // A Ready store's WordPress and MariaDB hold pods, CPU and memory.
+    assert!(get("pods").used >= 2, "{:?}", get("pods"));
+    assert!(get("requests.cpu").used > 0 && get("requests.memory").used > 0);
+    // Its volumes: the claims in its namespace, which the quota counts.
+    let claims = Api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>::namespaced(
+        client.clone(),
+        &ns_name,
+    )
+    .list(&ListParams::default())
+    .await
+    .expect("claims");
+    let mut names: Vec<_> = claims
+        .items
+        .iter()
+        .filter_map(|c| c.metadata.name.clone())
+        .collect();
+    names.sort();
+    let volumes: Vec<_> = usage.volumes.iter().map(|v| v.claim.clone()).collect();
+    assert!(!volumes.is_empty(), "a store keeps its data on volumes");
+    assert_eq!(volumes, names);
+    assert_eq!(get("persistentvolumeclaims").used, volumes.len() as u64);
+    assert_eq!(
+        get("requests.storage").used,
+        usage.volumes.iter().map(|v| v.requested).sum::<u64>()
+    );
+    // As the HTTP API, Python and Node show it.
+    let json = serde_json::to_value(&usage).expect("json");
+    assert_eq!(json["resources"][0]["unit"], "millicores", "{json}");
+    assert_eq!(json["resources"][4]["unit"], "count", "{json}");
+    assert!(json["observedAt"].is_string(), "{json}");
+    assert!(json["volumes"][0]["phase"].is_string(), "{json}");
+
+    // Another tenant learns nothing; a name that is no store is not_found.
+    let globex = Caller::tenant("globex-billing", tenant("globex"));
+    assert_eq!(
+        p.usage(&globex, &name).await.expect_err("hidden").kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        p.usage(&admin(), "no-such-store")
+            .await
+            .expect_err("none")
+            .kind(),
+        ErrorKind::NotFound
+    );
+    // The plans, as configured, smallest first.
+    let plans = p.plans();
+    let listed: Vec<_> = plans.iter().map(|e| e.name).collect();
+    assert_eq!(listed, Plan::ALL);
+    assert_eq!(plans[0].size, size);
+    p.shutdown().await;
+}

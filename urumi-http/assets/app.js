@@ -152,7 +152,7 @@ function changed(name, gone) {
   else if (view.name === name) {
     renderStore(view.name, gone);
     clearTimeout(refreshEvents);
-    refreshEvents = setTimeout(() => loadEvents(name), 300);
+    refreshEvents = setTimeout(() => { loadEvents(name); if (!gone) loadUsage(name); }, 300);
   }
 }
 
@@ -167,7 +167,7 @@ function route() {
   document.getElementById('forget').hidden = !key();
   if (!key()) return renderLogin();
   const view = current();
-  if (view.page === 'store') { renderStore(view.name); loadEvents(view.name); }
+  if (view.page === 'store') { renderStore(view.name); loadEvents(view.name); loadUsage(view.name); }
   else renderList();
   timer = setInterval(() => document.querySelectorAll('[data-since]').forEach(el => {
     const s = stores.get(el.dataset.since);
@@ -275,6 +275,7 @@ function renderStore(name, gone) {
   const s = stores.get(name);
   const view = app.querySelector('[data-view=store]');
   const events = view && view.dataset.name === name ? view.querySelector('#events') : null;
+  const usage = view && view.dataset.name === name ? view.querySelector('#usage') : null;
   if (!s) {
     app.replaceChildren($('div', { 'data-view': 'store', 'data-name': name }, $('p', {}, $('a', { href: '#/', text: '← all stores' })),
       $('div', { class: 'card', 'data-testid': 'gone', text: gone ? 'Store ' + name + ' has been deleted.' : 'No store named ' + name + ' is visible to this key.' })));
@@ -308,7 +309,52 @@ function renderStore(name, gone) {
       s.status === 'Failed' ? $('div', { class: 'reason', 'data-testid': 'reason' }, $('strong', { text: 'Failed at ' + s.step + ': ' }), s.message) : null,
       s.status === 'Ready' ? $('h2', { text: 'Admin login' }) : null, s.status === 'Ready' ? login : null,
       storeActions(s)),
+    usage || $('div', { class: 'card', id: 'usage', 'data-testid': 'usage' }, $('h2', { text: 'Usage' }), $('p', { class: 'muted', text: 'Reading the quota…' })),
     events || $('div', { class: 'card', id: 'events' }, $('p', { class: 'muted', text: 'Loading the audit trail…' }))));
+}
+
+const RESOURCE_LABELS = {
+  'requests.cpu': 'CPU requested', 'limits.cpu': 'CPU limit', 'requests.memory': 'Memory requested',
+  'limits.memory': 'Memory limit', pods: 'Pods', persistentvolumeclaims: 'Volumes',
+  'requests.storage': 'Storage', 'limits.ephemeral-storage': 'Scratch disk',
+};
+function amount(unit, n) {
+  if (unit === 'millicores') return (n / 1000).toFixed(n % 1000 ? 2 : 0).replace(/\.?0+$/, '') + ' CPU';
+  if (unit === 'bytes') {
+    const units = [['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]];
+    for (const [u, size] of units) if (n >= size) return (n / size).toFixed(1).replace(/\.0$/, '') + ' ' + u;
+    return n + ' B';
+  }
+  return String(n);
+}
+
+// The quota's used/hard as bars, read from the cluster each time the store changes.
+async function loadUsage(name) {
+  const box = document.getElementById('usage');
+  if (!box) return;
+  const s = stores.get(name);
+  if (s && (s.status === 'Pending' || s.status === 'Deleting')) {
+    box.replaceChildren($('h2', { text: 'Usage' }), $('p', { class: 'muted', text: s.status === 'Pending' ? 'Usage appears once the store\'s quota is in place.' : 'The store is being deleted.' }));
+    return;
+  }
+  let u;
+  try { u = await api('GET', '/api/v1/stores/' + name + '/usage'); } catch (err) {
+    box.replaceChildren($('h2', { text: 'Usage' }), $('p', { class: 'muted', 'data-testid': 'usage-note', text: err.message }));
+    return;
+  }
+  const fresh = document.getElementById('usage');
+  if (!fresh) return;
+  fresh.replaceChildren($('h2', { text: 'Usage of the ' + u.plan + ' plan' }),
+    $('table', { class: 'usage' }, $('tbody', {}, u.resources.map(r => {
+      const pct = r.hard ? Math.min(100, Math.round(100 * r.used / r.hard)) : 0;
+      return $('tr', { 'data-resource': r.resource },
+        $('td', { text: RESOURCE_LABELS[r.resource] || r.resource }),
+        $('td', { class: 'bar-cell' }, $('div', { class: 'bar' + (pct >= 90 ? ' full' : ''), role: 'meter', 'aria-valuemin': '0', 'aria-valuemax': String(r.hard), 'aria-valuenow': String(r.used), 'aria-label': RESOURCE_LABELS[r.resource] || r.resource },
+          $('span', { style: 'width:' + pct + '%' }))),
+        $('td', { class: 'muted', 'data-testid': 'usage-amount', text: amount(r.unit, r.used) + ' of ' + amount(r.unit, r.hard) }));
+    }))),
+    u.volumes.length ? $('ul', { class: 'muted', 'data-testid': 'volumes' }, u.volumes.map(v => $('li', { text: v.claim + ': ' + amount('bytes', v.capacity || v.requested) + ' · ' + v.phase }))) : null,
+    $('div', { class: 'muted', text: 'Read at ' + new Date(u.observedAt).toLocaleTimeString() }));
 }
 
 async function loadEvents(name) {

@@ -129,6 +129,8 @@ pub fn router_and_spec(state: AppState) -> (axum::Router, utoipa::openapi::OpenA
         .routes(routes!(routes::stores::retry))
         .routes(routes!(routes::stores::credentials))
         .routes(routes!(routes::stores::verify))
+        .routes(routes!(routes::stores::usage))
+        .routes(routes!(routes::stores::plans))
         .routes(routes!(routes::stores::events))
         .routes(routes!(routes::stores::audit))
         .routes(routes!(routes::events::stream))

@@ -262,6 +262,94 @@ pub struct VerifyReportDoc {
     order_id: Option<u64>,
 }
 
+/// One quota resource of a store: used against its plan's hard limit.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = ResourceUsage)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceUsageDoc {
+    /// The quota's name for it: `requests.cpu`, `limits.cpu`, `requests.memory`,
+    /// `limits.memory`, `pods`, `persistentvolumeclaims`, `requests.storage`,
+    /// `limits.ephemeral-storage`.
+    resource: String,
+    /// `millicores`, `bytes` or `count`.
+    unit: String,
+    /// What the store's objects hold now.
+    used: u64,
+    /// What the plan allows.
+    hard: u64,
+}
+
+/// One of a store's volumes.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = VolumeUsage)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeUsageDoc {
+    /// PersistentVolumeClaim name.
+    claim: String,
+    /// Requested size, bytes.
+    requested: u64,
+    /// Bound volume's size, bytes.
+    capacity: Option<u64>,
+    /// `Pending`, `Bound` or `Lost`.
+    phase: String,
+    /// Bound PersistentVolume's name.
+    volume: Option<String>,
+}
+
+/// A store's use of its plan, read from the cluster when asked.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = StoreUsage)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreUsageDoc {
+    /// The store.
+    name: String,
+    /// Its plan.
+    plan: String,
+    /// CPU, memory, pods, claims, storage, ephemeral storage (those its quota limits).
+    resources: Vec<ResourceUsageDoc>,
+    /// Its volumes.
+    volumes: Vec<VolumeUsageDoc>,
+    /// When it was read.
+    observed_at: String,
+}
+
+/// A plan and what it grants (Kubernetes quantities).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = Plan)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanDoc {
+    /// `small`, `medium` or `large`.
+    name: String,
+    /// Total CPU requests.
+    cpu_request: String,
+    /// Total CPU limits.
+    cpu_limit: String,
+    /// Total memory requests.
+    memory_request: String,
+    /// Total memory limits.
+    memory_limit: String,
+    /// Pods.
+    pods: u32,
+    /// PersistentVolumeClaims.
+    pvcs: u32,
+    /// Total requested storage.
+    storage: String,
+    /// Node-local disk outside volumes.
+    ephemeral_storage: Option<String>,
+}
+
+/// Every plan, smallest first.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct PlanList {
+    /// The plans.
+    items: Vec<PlanDoc>,
+}
+
 /// Adds the problems every operation of a kind can answer, which the per-route annotations
 /// leave out: 401 on each operation with a security requirement; 400 (malformed JSON), 413
 /// and 415 on each JSON request body; 400 (a parameter twice) with query parameters and 422

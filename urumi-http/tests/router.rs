@@ -90,6 +90,17 @@ impl Provisioner for Fake {
     async fn credentials(&self, _: &Caller, name: &str) -> urumi_core::Result<StoreCredentials> {
         Err(Error::store_not_found(name))
     }
+    async fn usage(
+        &self,
+        c: &Caller,
+        name: &str,
+    ) -> urumi_core::Result<urumi_core::store::StoreUsage> {
+        self.get(c, name).await?;
+        Err(Error::conflict("store has no quota yet"))
+    }
+    fn plans(&self) -> Vec<urumi_core::store::PlanEntry> {
+        urumi_core::store::Plans::default().entries()
+    }
     async fn verify(
         &self,
         _: &Caller,
@@ -618,6 +629,8 @@ const IMPLEMENTED: &[(&str, &str)] = &[
     ("get", "/api/v1/stores/{name}/credentials"),
     ("get", "/api/v1/stores/{name}/events"),
     ("post", "/api/v1/stores/{name}/verify"),
+    ("get", "/api/v1/stores/{name}/usage"),
+    ("get", "/api/v1/plans"),
     ("get", "/api/v1/audit"),
     ("get", "/api/v1/events"),
     ("post", "/api/v1/webhooks/woocommerce/{name}"),
@@ -668,7 +681,7 @@ async fn the_spec_lists_exactly_the_mounted_routes() {
     // And the day-2 routes of API.md are not mounted yet.
     for (m, p) in [
         ("PATCH", "/api/v1/stores/shop1"),
-        ("GET", "/api/v1/plans"),
+        ("POST", "/api/v1/stores/shop1/suspend"),
         ("POST", "/api/v1/rollouts"),
     ] {
         let a = send(&app, req(m, p, Some(ADMIN_KEY), None)).await;
@@ -739,5 +752,40 @@ fn the_documented_shapes_match_what_the_core_serializes() {
     assert_eq!(
         props("VerifyStep"),
         keys(serde_json::to_value(&report.steps[0]).expect("step"))
+    );
+    let usage = urumi_core::store::StoreUsage {
+        name: "shop1".into(),
+        plan: urumi_core::store::Plan::Small,
+        resources: vec![urumi_core::store::ResourceUsage {
+            resource: "pods".into(),
+            unit: urumi_core::store::UsageUnit::Count,
+            used: 2,
+            hard: 10,
+        }],
+        volumes: vec![urumi_core::store::VolumeUsage {
+            claim: "data".into(),
+            requested: 1,
+            capacity: Some(1),
+            phase: "Bound".into(),
+            volume: Some("pv-1".into()),
+        }],
+        observed_at: chrono::Utc::now(),
+    };
+    assert_eq!(
+        props("StoreUsage"),
+        keys(serde_json::to_value(&usage).expect("usage"))
+    );
+    assert_eq!(
+        props("ResourceUsage"),
+        keys(serde_json::to_value(&usage.resources[0]).expect("resource"))
+    );
+    assert_eq!(
+        props("VolumeUsage"),
+        keys(serde_json::to_value(&usage.volumes[0]).expect("volume"))
+    );
+    let plans = urumi_core::store::Plans::default().entries();
+    assert_eq!(
+        props("Plan"),
+        keys(serde_json::to_value(&plans[0]).expect("plan"))
     );
 }

@@ -186,6 +186,32 @@ async fn every_implemented_row_of_the_contract() {
         "no key in the audit trail"
     );
 
+    // usage: the quota's count against the plan, and the volumes; plans: every plan
+    let a = acme.get(&format!("{}/usage", store_path(&name))).await;
+    assert_eq!(a.status, 200, "{}", a.json);
+    let resources = a.json["resources"].as_array().expect("resources");
+    let pods = resources
+        .iter()
+        .find(|r| r["resource"] == "pods")
+        .expect("pods");
+    assert_eq!(pods["hard"], 10, "the small plan's pods: {}", a.json);
+    assert!(pods["used"].as_u64().is_some_and(|n| n >= 2), "{}", a.json);
+    assert!(
+        a.json["volumes"].as_array().is_some_and(|v| !v.is_empty()),
+        "{}",
+        a.json
+    );
+    let a = acme.get("/api/v1/plans").await;
+    assert_eq!(a.status, 200, "{}", a.json);
+    let plans: Vec<_> = a.json["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| p["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(plans, ["small", "medium", "large"], "{}", a.json);
+    assert_eq!(a.json["items"][0]["pods"], 10, "{}", a.json);
+
     // verify: 200 + a report (no container runs here, so a failed step is reported, not an error)
     let a = acme
         .post_empty(&format!("{}/verify", store_path(&name)))
@@ -590,7 +616,7 @@ async fn bad_input_is_a_4xx_problem_and_creates_nothing() {
         ),
         (
             "day-2 route",
-            c.request(Method::GET, "/api/v1/plans"),
+            c.request(Method::POST, "/api/v1/rollouts"),
             404,
             "not_found",
         ),
@@ -698,6 +724,7 @@ async fn a_tenant_never_reaches_another_tenants_store() {
         (Method::POST, format!("{p}/retry")),
         (Method::GET, format!("{p}/credentials")),
         (Method::GET, format!("{p}/events")),
+        (Method::GET, format!("{p}/usage")),
         (Method::POST, format!("{p}/verify")),
     ] {
         let a = globex.send(globex.request(method.clone(), &path)).await;

@@ -62,6 +62,15 @@ for (const [backend, stateUrl] of /** @type {const} */ ([
       assert.ok(actions.includes('store.credentials.read'))
       assert.ok(!JSON.stringify(trail).includes(login.password), 'the audit trail never has the password')
 
+      const usage = await p.usage(name)
+      assert.equal(usage.plan, 'small')
+      const pods = usage.resources.find((r) => r.resource === 'pods')
+      assert.deepEqual(pods && { unit: pods.unit, hard: pods.hard }, { unit: 'count', hard: 10 })
+      assert.ok((pods?.used ?? 0) >= 2, JSON.stringify(usage))
+      assert.ok(usage.volumes.length > 0 && usage.volumes.every((v) => v.phase.length > 0))
+      assert.deepEqual(p.plans().map((plan) => plan.name), ['small', 'medium', 'large'])
+      await assert.rejects(p.usage('no-such-store'), (e) => e instanceof UrumiError && e.code === 'not_found')
+
       const page = await p.list({ status: 'Ready', limit: 1000 })
       assert.ok(page.items.some((s) => s.name === name))
 

@@ -3,7 +3,7 @@
 //! ```text
 //!  Provisioner.open(OpenOptions) ──settings JSON──▶ ProvisionerSettings (serde, camelCase)
 //!        └─▶ KubeProvisioner::open(state, kubeconfig, settings)   (starts the worker)
-//!  p.create / get / list / delete / retry / credentials / verify / events / wait / waitDeleted
+//!  p.create / get / list / delete / retry / credentials / usage / plans / verify / events / wait / waitDeleted
 //!        └─▶ the same core call with the handle's Caller; the answer ──serde_json──▶ JS object
 //!  p.close() ──▶ shutdown, awaited │ GC ──▶ Drop: the core handle goes, the worker stops
 //! ```
@@ -310,6 +310,21 @@ impl Provisioner {
     pub async fn credentials(&self, name: String) -> napi::Result<Value> {
         let p = self.handle()?;
         to_json(&p.credentials(&self.caller, &name).await.js()?)
+    }
+
+    /// What the store uses of its plan, read from the cluster now: `{ name, plan,
+    /// resources: [{ resource, unit, used, hard }], volumes, observedAt }`. Rejects with
+    /// `not_found`, `conflict` (no quota yet or any more), `unavailable` (not counted yet).
+    #[napi(ts_return_type = "Promise<unknown>")]
+    pub async fn usage(&self, name: String) -> napi::Result<Value> {
+        let p = self.handle()?;
+        to_json(&p.usage(&self.caller, &name).await.js()?)
+    }
+
+    /// Every plan and what it grants, smallest first: `[{ name, cpuRequest, … }]`.
+    #[napi(ts_return_type = "unknown")]
+    pub fn plans(&self) -> napi::Result<Value> {
+        to_json(&self.handle()?.plans())
     }
 
     /// Proves a Ready store sells (storefront, cart, cash-on-delivery checkout):

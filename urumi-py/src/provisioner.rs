@@ -193,6 +193,17 @@ impl Handle {
             .map(Credentials::from)
             .map_err(to_py)
     }
+    pub(crate) async fn usage(self, name: String) -> PyResult<RawJson> {
+        let usage = self.p.usage(&self.caller, &name).await.map_err(to_py)?;
+        serde_json::to_value(usage)
+            .map(RawJson)
+            .map_err(|e| to_py(Error::internal(format!("usage: {e}"))))
+    }
+    pub(crate) fn plans(&self) -> PyResult<RawJson> {
+        serde_json::to_value(self.p.plans())
+            .map(RawJson)
+            .map_err(|e| to_py(Error::internal(format!("plans: {e}"))))
+    }
     pub(crate) async fn verify(self, name: String) -> PyResult<RawJson> {
         let report = self.p.verify(&self.caller, &name).await.map_err(to_py)?;
         serde_json::to_value(report)
@@ -474,6 +485,18 @@ impl Provisioner {
     fn credentials<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
         let h = self.shared.handle()?;
         future_into_py(py, h.credentials(name))
+    }
+
+    /// What the store uses of its plan (quota used/hard, volumes), read from the
+    /// cluster now; as the HTTP API's JSON.
+    fn usage<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
+        let h = self.shared.handle()?;
+        future_into_py(py, h.usage(name))
+    }
+
+    /// Every plan and what it grants, smallest first (no I/O: not awaited).
+    fn plans(&self) -> PyResult<RawJson> {
+        self.shared.handle()?.plans()
     }
 
     /// Proves a Ready store sells; the report as the HTTP API's JSON.

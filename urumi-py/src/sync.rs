@@ -145,6 +145,18 @@ impl SyncProvisioner {
         block_on(py, h.credentials(name))
     }
 
+    /// What the store uses of its plan (quota used/hard, volumes), read from the
+    /// cluster now; as the HTTP API's JSON.
+    fn usage(&self, py: Python<'_>, name: String) -> PyResult<RawJson> {
+        let h = self.shared.handle()?;
+        block_on(py, h.usage(name))
+    }
+
+    /// Every plan and what it grants, smallest first.
+    fn plans(&self) -> PyResult<RawJson> {
+        self.shared.handle()?.plans()
+    }
+
     /// Proves a Ready store sells; the report as the HTTP API's JSON.
     fn verify(&self, py: Python<'_>, name: String) -> PyResult<RawJson> {
         let h = self.shared.handle()?;

@@ -42,6 +42,16 @@ async def test_create_ready_delete(prov: urumi.Provisioner) -> None:
     assert creds.password not in repr(creds) and creds.password not in str(creds)
     assert "<hidden>" in repr(creds)
 
+    usage = await prov.usage(name)
+    assert usage["name"] == name and usage["plan"] == "small"
+    pods = next(r for r in usage["resources"] if r["resource"] == "pods")
+    assert pods == {"resource": "pods", "unit": "count", "used": pods["used"], "hard": 10}
+    assert pods["used"] >= 2, usage
+    assert usage["volumes"] and all(v["phase"] for v in usage["volumes"])
+    plans = prov.plans()
+    assert [p["name"] for p in plans] == ["small", "medium", "large"]
+    assert plans[0]["pods"] == 10 and plans[2]["cpuRequest"] == "4000m"
+
     page = await prov.list(status="Ready", limit=100)
     assert name in [s.name for s in page]
     trail = await prov.events(name, limit=100)
@@ -67,6 +77,9 @@ def test_sync_lifecycle_on_postgres() -> None:
             assert p.create(name, idempotency_key=f"order-{name}").status == "Pending"
             assert p.wait(name, "Ready", READY_TIMEOUT).status == "Ready"
             assert [s.name for s in p.list()] == [name]
+            used = {r["resource"]: r for r in p.usage(name)["resources"]}
+            assert used["requests.cpu"]["unit"] == "millicores" and used["requests.cpu"]["used"] > 0
+            assert [plan["name"] for plan in p.plans()] == ["small", "medium", "large"]
         finally:
             p.delete(name)
             p.wait_deleted(name, GONE_TIMEOUT)

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use futures::future::try_join_all;
-use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota, Secret};
+use k8s_openapi::api::core::v1::{
+    LimitRange, Namespace, PersistentVolumeClaim, ResourceQuota, Secret,
+};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, Resource, ResourceExt};
@@ -244,6 +246,30 @@ impl Guardrails {
         Ok(CredentialsOutcome::Completed {
             added: missing.into_iter().map(str::to_owned).collect(),
         })
+    }
+
+    /// The store's ResourceQuota (as the quota controller last counted it) and its
+    /// PersistentVolumeClaims, by name, both read now.
+    ///
+    /// Errors: `NotFound` when the quota does not exist (not applied yet, or the
+    /// namespace is gone); API errors.
+    pub async fn read_usage(
+        &self,
+        namespace: &str,
+    ) -> Result<(ResourceQuota, Vec<PersistentVolumeClaim>)> {
+        let quotas: Api<ResourceQuota> = Api::namespaced(self.client.clone(), namespace);
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), namespace);
+        let all = ListParams::default();
+        let (quota, claims) = futures::try_join!(
+            quotas.get_opt(super::objects::QUOTA_NAME),
+            claims.list(&all)
+        )?;
+        let quota = quota.ok_or_else(|| Error::NotFound {
+            what: format!("ResourceQuota {namespace}/{}", super::objects::QUOTA_NAME),
+        })?;
+        let mut claims = claims.items;
+        claims.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        Ok((quota, claims))
     }
 
     /// Every entry of the store's credentials Secret in `namespace`.

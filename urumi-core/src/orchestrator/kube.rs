@@ -28,7 +28,7 @@ use crate::engine::{Engine, EngineSettings, Engines};
 use crate::error::{Error, Result};
 use crate::guardrails::{AdminCredentials, FIELD_MANAGER, Guardrails, StoreContext};
 use crate::helm::{HelmDriver, ReleaseStatus, UpgradeOptions};
-use crate::store::{Plans, Store, Urls};
+use crate::store::{Plans, ResourceUsage, Store, StoreUsage, Urls, VolumeUsage};
 
 /// Settings of the Kubernetes runtime.
 #[derive(Debug, Clone, PartialEq)]
@@ -212,6 +212,29 @@ impl KubeRuntime {
             }
         }
         Ok(())
+    }
+
+    /// What the store uses of its plan, read now from its quota and claims.
+    /// Errors: `conflict` while its quota does not exist (not applied yet, or its
+    /// namespace is gone), `unavailable` while the quota controller has not counted it.
+    pub async fn usage(&self, store: &Store) -> Result<StoreUsage> {
+        let (quota, claims) = match self.guardrails.read_usage(&store.namespace).await {
+            Err(Error::NotFound { .. }) => {
+                return Err(Error::conflict(format!(
+                    "store {} has no quota yet (status {}, step {}); its usage can be read \
+                     once its guardrails are applied",
+                    store.name, store.status, store.step
+                )));
+            }
+            other => other?,
+        };
+        Ok(StoreUsage {
+            name: store.name.as_str().to_owned(),
+            plan: store.plan,
+            resources: ResourceUsage::from_quota(&quota)?,
+            volumes: claims.iter().map(VolumeUsage::from_claim).collect(),
+            observed_at: chrono::Utc::now(),
+        })
     }
 
     /// The store's admin user and password, read from its Secret.

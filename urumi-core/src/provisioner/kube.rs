@@ -33,7 +33,9 @@ use crate::orchestrator::{
     KubeRuntime, KubeRuntimeSettings, Orchestrator, ReadinessWatcher, StoreChange,
 };
 use crate::state::{InsertOptions, ListQuery, Page, StateStore};
-use crate::store::{EngineId, Plan, Status, Step, Store, StoreName, StoreSpec, TenantId};
+use crate::store::{
+    EngineId, Plan, PlanEntry, Status, Step, Store, StoreName, StoreSpec, StoreUsage, TenantId,
+};
 
 /// Builds a [`KubeProvisioner`].
 pub struct KubeProvisionerBuilder {
@@ -712,6 +714,16 @@ impl Provisioner for KubeProvisioner {
                 Err(e)
             }
         }
+    }
+
+    async fn usage(&self, caller: &Caller, name: &str) -> Result<StoreUsage> {
+        let inner = &self.inner;
+        let store = inner.visible(caller, name).await?;
+        inner.runtime.usage(&store).await
+    }
+
+    fn plans(&self) -> Vec<PlanEntry> {
+        self.inner.settings.plans.entries()
     }
 
     async fn verify(&self, caller: &Caller, name: &str) -> Result<crate::verify::VerifyReport> {

@@ -10,6 +10,7 @@
 //!  credentials(caller, name) ── read from the store's Secret, audited (never stored)
 //!  changes(caller, after) ── the durable feed: replay after the cursor, then live (all replicas)
 //!  wait(name, status) / wait_deleted(name) ── built on changes()
+//!  usage(caller, name) ── quota used/hard and volumes, read now │ plans() ── every plan's size
 //!  verify(caller, name) ── Ready only: storefront → cart → product → add → COD checkout → order
 //!  receive_webhook(name, topic, body, signature) ── HMAC-SHA256 with the store's secret ─▶ audit woocommerce.<topic>
 //! ```
@@ -39,7 +40,7 @@ use crate::audit::AuditQuery;
 use crate::error::{Error, ErrorKind, Result};
 use crate::guardrails::SecretString;
 use crate::state::{Change, ChangeKind, ListQuery, Page};
-use crate::store::{AuditEvent, Status, Store, TenantId};
+use crate::store::{AuditEvent, PlanEntry, Status, Store, StoreUsage, TenantId};
 
 /// What a caller may see and do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,6 +273,16 @@ pub trait Provisioner: Send + Sync {
     /// The store's admin login, read from its Secret; each read is audited.
     /// Errors: `not_found` (no such store, or its Secret does not exist yet).
     async fn credentials(&self, caller: &Caller, name: &str) -> Result<StoreCredentials>;
+
+    /// What the store uses of its plan: its quota's `used` against `hard` for CPU,
+    /// memory, pods, claims and storage, and its volumes, read now from the cluster
+    /// (nothing is cached or stored). Errors: `not_found`, `conflict` while the store
+    /// has no quota yet (before its guardrails step) or no longer (deleted),
+    /// `unavailable` while the cluster has not counted its use yet.
+    async fn usage(&self, caller: &Caller, name: &str) -> Result<StoreUsage>;
+
+    /// The plans a store may be created with, and what each grants.
+    fn plans(&self) -> Vec<PlanEntry>;
 
     /// Proves a Ready store sells: storefront, Store API cart, the cheapest product added,
     /// a cash-on-delivery checkout, the order read back (it stays, marked as a test

@@ -16,6 +16,7 @@
 mod event;
 mod name;
 mod plan;
+mod usage;
 
 use std::fmt;
 
@@ -27,7 +28,8 @@ pub use name::{
     EngineId, MAX_NAME_LEN, MIN_NAME_LEN, NameRule, RESERVED_NAMES, RESERVED_PREFIXES, StoreName,
     TenantId,
 };
-pub use plan::{Plan, PlanSize, Plans};
+pub use plan::{Plan, PlanEntry, PlanSize, Plans};
+pub use usage::{ResourceUsage, StoreUsage, UsageUnit, VolumeUsage};
 
 use crate::error::{Error, Result};
 

@@ -125,7 +125,28 @@ pub struct Plans {
     pub large: PlanSize,
 }
 
+/// One plan and its size, as listed to callers choosing a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanEntry {
+    /// The plan.
+    pub name: Plan,
+    /// What it grants.
+    #[serde(flatten)]
+    pub size: PlanSize,
+}
+
 impl Plans {
+    /// Every plan with its size, smallest first.
+    pub fn entries(&self) -> Vec<PlanEntry> {
+        Plan::ALL
+            .into_iter()
+            .map(|name| PlanEntry {
+                name,
+                size: self.size(name).clone(),
+            })
+            .collect()
+    }
+
     /// The size of `plan`.
     pub fn size(&self, plan: Plan) -> &PlanSize {
         match plan {

@@ -7,6 +7,8 @@
 //!  DELETE /stores/{name}          + Idempotency-Key                          ─▶ delete ─▶ 202 Store (Deleting)
 //!  POST   /stores/{name}/retry    + Idempotency-Key                          ─▶ retry  ─▶ 202 Store
 //!  GET    /stores/{name}/credentials                                         ─▶ credentials (audited) ─▶ 200
+//!  GET    /stores/{name}/usage                                               ─▶ usage  ─▶ 200 StoreUsage (read now)
+//!  GET    /plans                                                             ─▶ plans  ─▶ 200 {items}
 //!  POST   /stores/{name}/verify                                              ─▶ verify ─▶ 200 VerifyReport
 //!  GET    /stores/{name}/events?limit&cursor   GET /audit?action&tenant&since&limit&cursor ─▶ 200 page
 //! ```
@@ -26,7 +28,8 @@ use crate::auth::AuthedCaller;
 use crate::error::{AppError, AppJson, Problem};
 use crate::routes::{AppPath, AppQuery, json};
 use crate::schema::{
-    AuditPage, CreateStoreBody, CredentialsDoc, StoreDoc, StorePage, VerifyReportDoc,
+    AuditPage, CreateStoreBody, CredentialsDoc, PlanList, StoreDoc, StorePage, StoreUsageDoc,
+    VerifyReportDoc,
 };
 
 /// `Idempotency-Key` → [`RequestOptions`]. Sent twice it is refused, even with one value
@@ -222,6 +225,29 @@ pub async fn credentials(
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(response)
+}
+
+/// What the store uses of its plan: quota `used`/`hard` and its volumes, read now.
+#[utoipa::path(get, path = "/api/v1/stores/{name}/usage", tag = "stores",
+    params(("name" = String, Path)),
+    responses((status = 200, body = StoreUsageDoc), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict: the store has no quota yet (before its guardrails step) or no longer", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "unavailable: the cluster has not counted the store's use yet", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn usage(
+    State(state): State<AppState>,
+    AuthedCaller(caller): AuthedCaller,
+    AppPath(name): AppPath<String>,
+) -> Result<Response, AppError> {
+    Ok(json(&state.provisioner.usage(&caller, &name).await?).into_response())
+}
+
+/// The plans a store may have, and what each grants.
+#[utoipa::path(get, path = "/api/v1/plans", tag = "stores",
+    responses((status = 200, body = PlanList)),
+    security(("bearer" = [])))]
+pub async fn plans(State(state): State<AppState>, AuthedCaller(_): AuthedCaller) -> Response {
+    json(&serde_json::json!({ "items": state.provisioner.plans() })).into_response()
 }
 
 /// Proves a Ready store sells: storefront, cart, COD checkout, order read back.

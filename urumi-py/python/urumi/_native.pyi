@@ -372,6 +372,11 @@ class Provisioner:
         """Provisions a ``Failed`` store again from the step that failed."""
     async def credentials(self, name: str) -> Credentials:
         """The store's admin login (audited)."""
+    async def usage(self, name: str) -> dict[str, Any]:
+        """What the store uses of its plan (quota ``used``/``hard`` per resource, its
+        volumes), read from the cluster now; as the HTTP API's JSON."""
+    def plans(self) -> builtins.list[dict[str, Any]]:
+        """Every plan and what it grants, smallest first (not awaited)."""
     async def verify(self, name: str) -> dict[str, Any]:
         """Proves a Ready store sells; the report as the HTTP API's JSON."""
     async def events(
@@ -461,6 +466,11 @@ class SyncProvisioner:
         """Provisions a ``Failed`` store again from the step that failed."""
     def credentials(self, name: str) -> Credentials:
         """The store's admin login (audited)."""
+    def usage(self, name: str) -> dict[str, Any]:
+        """What the store uses of its plan (quota ``used``/``hard`` per resource, its
+        volumes), read from the cluster now; as the HTTP API's JSON."""
+    def plans(self) -> builtins.list[dict[str, Any]]:
+        """Every plan and what it grants, smallest first."""
     def verify(self, name: str) -> dict[str, Any]:
         """Proves a Ready store sells; the report as the HTTP API's JSON."""
     def events(
