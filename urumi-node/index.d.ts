@@ -22,7 +22,7 @@ export type {
 }
 
 /** Where a store stands. */
-export type Status = 'Pending' | 'Provisioning' | 'Ready' | 'Failed' | 'Deleting'
+export type Status = 'Pending' | 'Provisioning' | 'Ready' | 'Updating' | 'Failed' | 'Deleting'
 
 /** The provisioning step in progress, or the one that failed. */
 export type Step = 'namespace' | 'guardrails' | 'credentials' | 'release' | 'readiness' | 'done'
@@ -193,6 +193,7 @@ export type ErrorCode =
   | 'store_failed'
   | 'cursor_expired'
   | 'managed_externally'
+  | 'plan_too_small'
 
 /** Every code an error may carry, in urumi-core's order. */
 export declare const errorCodes: readonly ErrorCode[]
@@ -250,6 +251,11 @@ export declare class Provisioner {
   list(query?: ListOptions): Promise<Page<Store>>
   /** Starts deleting a store (`Deleting`). Rejects with `not_found` once it is gone. */
   delete(name: string, options?: RequestOpts): Promise<Store>
+  /**
+   * Changes a Ready store's plan: `Updating`, then `Ready`. Rejects with `invalid_spec`,
+   * `not_found`, `conflict` (not Ready), `plan_too_small` (nothing changed).
+   */
+  update(name: string, change: { plan: string }, options?: RequestOpts): Promise<Store>
   /** Provisions a `Failed` store again. Rejects with `not_found`, `conflict`. */
   retry(name: string, options?: RequestOpts): Promise<Store>
   /** The store's admin login (audited). Rejects with `not_found`. */

@@ -94,6 +94,10 @@ class Provisioner {
     return call(() => this.#native.delete(name, options))
   }
 
+  update(name, change, options) {
+    return call(() => this.#native.update(name, change, options))
+  }
+
   retry(name, options) {
     return call(() => this.#native.retry(name, options))
   }

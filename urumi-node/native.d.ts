@@ -61,6 +61,13 @@ export declare class NativeProvisioner {
    */
   delete(name: string, opts?: RequestOpts | undefined | null): Promise<unknown>
   /**
+   * Changes a Ready store's plan: status `Updating`, then `Ready`. Rejects with
+   * `invalid_spec` (no or unknown plan), `not_found`, `conflict` (not Ready),
+   * `plan_too_small` (the store holds more than the plan allows; nothing changed),
+   * idempotency errors.
+   */
+  update(name: string, change: UpdateRequest, opts?: RequestOpts | undefined | null): Promise<unknown>
+  /**
    * Provisions a `Failed` store again from the step that failed.
    * Rejects with `not_found`, `conflict` (it is not `Failed`), idempotency errors.
    */
@@ -135,7 +142,10 @@ export declare function errorCodes(): Array<string>
 
 /** A filter and page of `list`. */
 export interface ListOptions {
-  /** Only stores with this status (`Pending`, `Provisioning`, `Ready`, `Failed`, `Deleting`). */
+  /**
+   * Only stores with this status (`Pending`, `Provisioning`, `Ready`, `Updating`,
+   * `Failed`, `Deleting`).
+   */
   status?: string
   /** Only this tenant's stores (a tenant handle always sees only its own). */
   tenant?: string
@@ -195,6 +205,12 @@ export interface RequestOpts {
    * `idempotency_mismatch`; while the first still runs, `idempotency_in_progress`.
    */
   idempotencyKey?: string
+}
+
+/** The change of `update`. */
+export interface UpdateRequest {
+  /** The new plan (`small`, `medium`, `large`). */
+  plan?: string
 }
 
 /** The version of this package (the workspace version). */

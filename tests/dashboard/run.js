@@ -111,6 +111,12 @@ test('create → Ready → admin login → delete', async () => {
   // The screenshot is a test artifact: the revealed password is masked in it.
   await page.evaluate(() => { document.querySelector('[data-testid=password]').textContent = '••••••••'; });
   await shot(page, 'store.png');
+  // A plan change from the page: Ready again on medium, and the usage bars follow (20 pods).
+  await page.selectOption('[data-testid=plan-choice]', 'medium');
+  await page.click('[data-testid=change-plan]');
+  await page.waitForSelector('[data-view=store] dd:text("medium · woocommerce")', { timeout: 10000 });
+  await page.waitForSelector('[data-view=store] h1 [data-testid=status]:text("Ready")', { timeout: 60000 });
+  await page.waitForSelector('[data-testid=usage] tr[data-resource=pods] [role=meter][aria-valuemax="20"]', { timeout: 15000 });
   page.once('dialog', d => d.accept());
   await page.click('[data-testid=delete]');
   await page.waitForSelector('[data-view=store] h1 [data-testid=status]:text("Deleting")', { timeout: 10000 });

@@ -69,5 +69,6 @@ pub use error::{Error, ErrorKind, Result};
 pub use kube;
 pub use provisioner::{
     Caller, CreateStore, KubeProvisioner, Provisioner, ProvisionerSettings, RequestOptions, Role,
+    UpdateStore,
 };
 pub use state::{Change, ChangeKind};

@@ -1291,3 +1291,221 @@ async fn usage_is_the_quotas_count_and_the_stores_volumes_read_now() {
     assert_eq!(plans[0].size, size);
     p.shutdown().await;
 }
+
+/// The WordPress container's CPU request, millicores (its share of the plan).
+async fn wordpress_cpu_request(client: &Client, name: &str) -> u64 {
+    let deployment = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(
+        client.clone(),
+        &namespace_of(name),
+    )
+    .get(&format!("{name}-wordpress"))
+    .await
+    .expect("wordpress deployment");
+    let requests = deployment
+        .spec
+        .template
+        .spec
+        .and_then(|s| s.containers.into_iter().find(|c| c.name == "wordpress"))
+        .and_then(|c| c.resources)
+        .and_then(|r| r.requests)
+        .expect("wordpress requests");
+    cpu_millis(&requests["cpu"].0).expect("cpu quantity")
+}
+
+/// The quota's hard `requests.cpu` and `pods`.
+async fn quota_cpu_and_pods(client: &Client, name: &str) -> (u64, u64) {
+    let quota = Api::<ResourceQuota>::namespaced(client.clone(), &namespace_of(name))
+        .get("urumi-quota")
+        .await
+        .expect("quota");
+    let hard = quota.spec.and_then(|s| s.hard).expect("hard");
+    (
+        cpu_millis(&hard["requests.cpu"].0).expect("cpu"),
+        bytes(&hard["pods"].0).expect("pods"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_change_resizes_quota_and_release_and_a_downsize_below_use_changes_nothing() {
+    use urumi_core::UpdateStore;
+    let client = kube_client().await;
+    let (state, _dir) = sqlite_state().await;
+    let p = provisioner(state, fast_settings()).await;
+    let name = unique("lc-plan");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    let plans = Plans::default();
+    let plan_numbers = |plan: Plan| {
+        let size = plans.size(plan);
+        (
+            cpu_millis(&size.cpu_request).expect("plan cpu"),
+            u64::from(size.pods),
+        )
+    };
+    create(&p, &name, Plan::Small).await;
+    let first = wait_ready(&p, &name).await;
+    let small_cpu = wordpress_cpu_request(&client, &name).await;
+    assert_eq!(
+        quota_cpu_and_pods(&client, &name).await,
+        plan_numbers(Plan::Small)
+    );
+    let change = |plan: &str| UpdateStore::plan(plan);
+
+    // small → large: Updating, then Ready with the large quota and the release resized.
+    let updating = p
+        .update(&admin(), &name, change("large"), RequestOptions::default())
+        .await
+        .expect("update to large");
+    assert_eq!(
+        (updating.status, updating.plan),
+        (Status::Updating, Plan::Large)
+    );
+    let large = wait_ready(&p, &name).await;
+    assert_eq!(large.plan, Plan::Large);
+    assert_eq!(
+        large.ready_at, first.ready_at,
+        "readyAt is when it first became Ready"
+    );
+    assert_eq!(
+        quota_cpu_and_pods(&client, &name).await,
+        plan_numbers(Plan::Large)
+    );
+    assert_eq!(
+        wordpress_cpu_request(&client, &name).await,
+        4 * small_cpu,
+        "the release was upgraded with the large plan's shares"
+    );
+    // The same plan again: nothing to change, the same record.
+    let same = p
+        .update(&admin(), &name, change("large"), RequestOptions::default())
+        .await
+        .expect("same plan");
+    assert_eq!((same.status, same.version), (Status::Ready, large.version));
+
+    // A claim of 20Gi (a customer's media volume, say) fits large's 40Gi but not small's
+    // 10Gi: the downsize is refused, naming storage, and changes nothing.
+    let claims = Api::<k8s_openapi::api::core::v1::PersistentVolumeClaim>::namespaced(
+        client.clone(),
+        &namespace_of(&name),
+    );
+    let extra: k8s_openapi::api::core::v1::PersistentVolumeClaim =
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "media"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "storageClassName": "urumi-test-unbound",
+                "resources": {"requests": {"storage": "20Gi"}}
+            }
+        }))
+        .expect("claim");
+    claims
+        .create(&Default::default(), &extra)
+        .await
+        .expect("extra claim");
+    let refused = p
+        .update(&admin(), &name, change("small"), RequestOptions::default())
+        .await
+        .expect_err("downsize below use");
+    assert_eq!(refused.kind(), ErrorKind::PlanTooSmall, "{refused}");
+    assert!(
+        refused.tenant_message().contains("requests.storage")
+            && refused.tenant_message().contains("10Gi"),
+        "{}",
+        refused.tenant_message()
+    );
+    let unchanged = p.get(&admin(), &name).await.expect("get");
+    assert_eq!(
+        (unchanged.status, unchanged.plan, unchanged.version),
+        (Status::Ready, Plan::Large, large.version)
+    );
+    assert_eq!(
+        quota_cpu_and_pods(&client, &name).await,
+        plan_numbers(Plan::Large)
+    );
+    // Another tenant cannot change it, nor learn it exists.
+    let globex = Caller::tenant("globex-billing", tenant("globex"));
+    assert_eq!(
+        p.update(&globex, &name, change("small"), RequestOptions::default())
+            .await
+            .expect_err("hidden")
+            .kind(),
+        ErrorKind::NotFound
+    );
+    assert_eq!(
+        p.update(&admin(), &name, change("huge"), RequestOptions::default())
+            .await
+            .expect_err("unknown plan")
+            .kind(),
+        ErrorKind::InvalidSpec
+    );
+
+    // Without the extra claim (once the quota controller has counted it gone), large →
+    // small: the quota and the release follow.
+    claims
+        .delete("media", &Default::default())
+        .await
+        .expect("delete claim");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let small = loop {
+        match p
+            .update(&admin(), &name, change("small"), RequestOptions::default())
+            .await
+        {
+            Ok(s) => break s,
+            Err(e)
+                if e.kind() == ErrorKind::PlanTooSmall && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => panic!("downsize once the claim is gone: {e}"),
+        }
+    };
+    assert_eq!((small.status, small.plan), (Status::Updating, Plan::Small));
+    let back = wait_ready(&p, &name).await;
+    assert_eq!(back.plan, Plan::Small);
+    assert_eq!(
+        quota_cpu_and_pods(&client, &name).await,
+        plan_numbers(Plan::Small),
+        "the quota settled to the small plan"
+    );
+    assert_eq!(wordpress_cpu_request(&client, &name).await, small_cpu);
+
+    let events = trail(&p, &name).await;
+    let updates: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "store.update")
+        .map(|e| (e.outcome, e.detail.clone()))
+        .collect();
+    let successes: Vec<_> = updates
+        .iter()
+        .filter(|(o, _)| *o == Outcome::Success)
+        .collect();
+    assert_eq!(successes.len(), 2, "{}", describe_trail(&events));
+    let failures: Vec<_> = updates
+        .iter()
+        .filter(|(o, _)| *o == Outcome::Failure)
+        .collect();
+    assert!(
+        !failures.is_empty()
+            && failures.iter().all(
+                |(_, d)| d.starts_with("plan large → small:") && d.contains("requests.storage")
+            ),
+        "the refusal is recorded with its numbers: {}",
+        describe_trail(&events)
+    );
+    assert!(
+        updates
+            .iter()
+            .any(|(o, d)| *o == Outcome::Success && d == "plan small → large"),
+        "{}",
+        describe_trail(&events)
+    );
+    assert!(
+        updates
+            .iter()
+            .any(|(o, d)| *o == Outcome::Success && d == "plan large → small"),
+        "{}",
+        describe_trail(&events)
+    );
+    p.shutdown().await;
+}

@@ -262,6 +262,15 @@ function storeActions(s) {
     box.replaceChildren($('div', { text: r.ok ? 'Verified: the store takes orders' + (r.orderId ? ' (order ' + r.orderId + ')' : '') : 'Verification failed' }),
       $('ul', {}, r.steps.map(st => $('li', { text: (st.ok ? '✓ ' : '✗ ') + st.name + ' ' + st.ms + ' ms' + (st.detail ? ' — ' + st.detail : '') }))));
   }, 'verify'));
+  if (s.status === 'Ready' && !s.managedBy) {
+    const choice = $('select', { 'data-testid': 'plan-choice', 'aria-label': 'New plan' },
+      ['small', 'medium', 'large'].map(p => $('option', { value: p, text: p, selected: p === s.plan })));
+    buttons.push(choice, act('Change plan', 'secondary', async () => {
+      if (choice.value === s.plan) return;
+      const r = await api('PATCH', '/api/v1/stores/' + s.name, { plan: choice.value }, { 'Idempotency-Key': 'plan-' + s.name + '-' + s.version + '-' + choice.value });
+      stores.set(r.name, r); renderStore(r.name);
+    }, 'change-plan'));
+  }
   if (s.managedBy) buttons.push($('span', { class: 'muted', 'data-testid': 'managed-note', text: 'Managed by ' + s.managedBy + ': delete that object (kubectl delete) to delete the store.' }));
   else if (s.status !== 'Deleting') buttons.push(act('Delete', 'danger', async () => {
     if (!confirm('Delete store ' + s.name + '? Its data and volumes are removed.')) return;

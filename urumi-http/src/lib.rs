@@ -125,7 +125,11 @@ impl Modify for BearerAuth {
 pub fn router_and_spec(state: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
     let authenticated = OpenApiRouter::new()
         .routes(routes!(routes::stores::create, routes::stores::list))
-        .routes(routes!(routes::stores::get, routes::stores::delete))
+        .routes(routes!(
+            routes::stores::get,
+            routes::stores::update,
+            routes::stores::delete
+        ))
         .routes(routes!(routes::stores::retry))
         .routes(routes!(routes::stores::credentials))
         .routes(routes!(routes::stores::verify))

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //!  request JSON ──AppJson<CreateStoreBody>──▶ urumi_core::CreateStore   (unknown fields refused)
+//!  request JSON ──AppJson<UpdateStoreBody>──▶ urumi_core::UpdateStore   (the same)
 //!  urumi_core::{Store, AuditEvent, VerifyReport, StoreCredentials} ──serde──▶ response JSON
 //!        described for /openapi.json by StoreDoc, AuditEventDoc, … (the core has no utoipa)
 //! ```
@@ -40,6 +41,46 @@ pub struct CreateStoreBody {
     pub tenant: Option<String>,
 }
 
+/// `PATCH /api/v1/stores/{name}`: the change asked for. A JSON object only; unknown
+/// fields are refused.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateStoreBody {
+    /// The new plan.
+    #[schema(value_type = Option<PlanName>)]
+    pub plan: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UpdateStoreFields {
+    #[serde(default)]
+    plan: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for UpdateStoreBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectOnly;
+        impl<'de> Visitor<'de> for ObjectOnly {
+            type Value = UpdateStoreBody;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                let f = UpdateStoreFields::deserialize(MapAccessDeserializer::new(map))?;
+                Ok(UpdateStoreBody { plan: f.plan })
+            }
+        }
+        deserializer.deserialize_map(ObjectOnly)
+    }
+}
+
+impl From<UpdateStoreBody> for urumi_core::UpdateStore {
+    fn from(b: UpdateStoreBody) -> Self {
+        urumi_core::UpdateStore { plan: b.plan }
+    }
+}
+
 /// A plan's name.
 #[derive(ToSchema)]
 #[allow(dead_code)]
@@ -68,6 +109,8 @@ pub enum StatusName {
     Failed,
     /// Being torn down.
     Deleting,
+    /// A plan change is being applied.
+    Updating,
 }
 
 /// The fields of [`CreateStoreBody`] as serde derives them (unknown and duplicate keys
@@ -142,7 +185,7 @@ pub struct StoreDoc {
     engine: String,
     /// `small`, `medium`, `large`.
     plan: String,
-    /// `Pending`, `Provisioning`, `Ready`, `Failed`, `Deleting`.
+    /// `Pending`, `Provisioning`, `Ready`, `Failed`, `Deleting`, `Updating`.
     status: String,
     /// `namespace`, `guardrails`, `credentials`, `release`, `readiness`, `done`.
     step: String,

@@ -386,6 +386,8 @@ fn corpus(server: &Server, tok: &str) -> Corpus {
             (Method::GET, "/credentials"),
             (Method::POST, "/verify"),
             (Method::GET, "/events"),
+            (Method::GET, "/usage"),
+            (Method::PATCH, ""),
         ] {
             c.http(
                 "path names",
@@ -417,10 +419,86 @@ fn corpus(server: &Server, tok: &str) -> Corpus {
     }
 
     bodies(&mut c);
+    patch_bodies(&mut c);
     headers(&mut c);
     paths_and_queries(&mut c);
     methods(&mut c);
     c
+}
+
+/// `PATCH /api/v1/stores/{name}` bodies that must be refused before anything changes.
+fn patch_bodies(c: &mut Corpus) {
+    let path = format!("/api/v1/stores/{}", c.ok_name("patch"));
+    let cases: [(&str, &[u8], Option<&str>, Expect); 9] = [
+        (
+            "an array",
+            b"[\"large\"]",
+            Some(JSON),
+            Expect::Code("invalid_spec"),
+        ),
+        (
+            "a string",
+            b"\"large\"",
+            Some(JSON),
+            Expect::Code("invalid_spec"),
+        ),
+        (
+            "plan a number",
+            b"{\"plan\":4}",
+            Some(JSON),
+            Expect::Code("invalid_spec"),
+        ),
+        (
+            "an unknown plan",
+            b"{\"plan\":\"huge\"}",
+            Some(JSON),
+            Expect::Code("invalid_spec"),
+        ),
+        (
+            "an unknown field",
+            b"{\"plan\":\"large\",\"name\":\"x\"}",
+            Some(JSON),
+            Expect::Code("invalid_spec"),
+        ),
+        (
+            "nothing to change",
+            b"{}",
+            Some(JSON),
+            Expect::Code("invalid_spec"),
+        ),
+        (
+            "broken JSON",
+            b"{\"plan\":",
+            Some(JSON),
+            Expect::Code("invalid_spec"),
+        ),
+        (
+            "no content type",
+            b"{\"plan\":\"large\"}",
+            None,
+            Expect::Problem,
+        ),
+        (
+            "text",
+            b"plan=large",
+            Some("text/plain"),
+            Expect::Code("unsupported_media_type"),
+        ),
+    ];
+    for (what, body, content_type, expect) in cases {
+        c.http(
+            "patch bodies",
+            what,
+            Method::PATCH,
+            path.clone(),
+            Key::Acme,
+            content_type
+                .map(|t| vec![("content-type", t.as_bytes().to_vec())])
+                .unwrap_or_default(),
+            Body::Bytes(body.to_vec()),
+            expect,
+        );
+    }
 }
 
 fn bodies(c: &mut Corpus) {
@@ -1306,6 +1384,9 @@ fn methods(c: &mut Corpus) {
     let create = body_json(&json!({"name": ok, "plan": "large"}));
     for route in &routes {
         for method in [Method::PUT, Method::PATCH, Method::TRACE, Method::OPTIONS] {
+            if method == Method::PATCH && *route == format!("/api/v1/stores/{ok}") {
+                continue; // the plan change, in "patch bodies"
+            }
             let with_body = method == Method::PUT || method == Method::PATCH;
             c.http(
                 "methods",

@@ -98,6 +98,16 @@ impl Provisioner for Fake {
         self.get(c, name).await?;
         Err(Error::conflict("store has no quota yet"))
     }
+    async fn update(
+        &self,
+        c: &Caller,
+        name: &str,
+        _: urumi_core::UpdateStore,
+        _: RequestOptions,
+    ) -> urumi_core::Result<Store> {
+        self.get(c, name).await?;
+        Err(Error::conflict("store is not Ready"))
+    }
     fn plans(&self) -> Vec<urumi_core::store::PlanEntry> {
         urumi_core::store::Plans::default().entries()
     }
@@ -423,7 +433,7 @@ async fn unknown_routes_wrong_methods_and_bad_queries_are_problems() {
     assert_problem(
         &send(
             &app,
-            req("PATCH", "/api/v1/stores/shop1", Some(TENANT_KEY), None),
+            req("PUT", "/api/v1/stores/shop1", Some(TENANT_KEY), None),
         )
         .await,
         405,
@@ -625,6 +635,7 @@ const IMPLEMENTED: &[(&str, &str)] = &[
     ("get", "/api/v1/stores"),
     ("get", "/api/v1/stores/{name}"),
     ("delete", "/api/v1/stores/{name}"),
+    ("patch", "/api/v1/stores/{name}"),
     ("post", "/api/v1/stores/{name}/retry"),
     ("get", "/api/v1/stores/{name}/credentials"),
     ("get", "/api/v1/stores/{name}/events"),
@@ -680,7 +691,6 @@ async fn the_spec_lists_exactly_the_mounted_routes() {
     }
     // And the day-2 routes of API.md are not mounted yet.
     for (m, p) in [
-        ("PATCH", "/api/v1/stores/shop1"),
         ("POST", "/api/v1/stores/shop1/suspend"),
         ("POST", "/api/v1/rollouts"),
     ] {

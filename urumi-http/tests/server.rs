@@ -201,6 +201,43 @@ async fn every_implemented_row_of_the_contract() {
         "{}",
         a.json
     );
+    // PATCH: a plan change, Updating → Ready, and the quota follows; the same plan is a no-op.
+    let a = acme
+        .patch(&store_path(&name), json!({"plan": "large"}))
+        .await;
+    assert_eq!(a.status, 202, "{}", a.json);
+    assert_eq!(
+        (&a.json["status"], &a.json["plan"]),
+        (&json!("Updating"), &json!("large"))
+    );
+    let large = acme.wait_status(&name, "Ready", READY_TIMEOUT).await;
+    assert_eq!(large["plan"], "large", "{large}");
+    let a = acme.get(&format!("{}/usage", store_path(&name))).await;
+    let pods = a.json["resources"]
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["resource"] == "pods"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(pods["hard"], 40, "the large plan's pods: {}", a.json);
+    let a = acme
+        .patch(&store_path(&name), json!({"plan": "large"}))
+        .await;
+    assert_eq!(
+        (a.status, &a.json["version"]),
+        (202, &large["version"]),
+        "{}",
+        a.json
+    );
+    let a = acme
+        .patch(&store_path(&name), json!({"plan": "small", "name": "x"}))
+        .await;
+    a.assert_problem(422, "invalid_spec");
+    let a = acme
+        .patch(&store_path(&name), json!({"plan": "small"}))
+        .await;
+    assert_eq!(a.status, 202, "{}", a.json);
+    acme.wait_status(&name, "Ready", READY_TIMEOUT).await;
+
     let a = acme.get("/api/v1/plans").await;
     assert_eq!(a.status, 200, "{}", a.json);
     let plans: Vec<_> = a.json["items"]
@@ -743,6 +780,8 @@ async fn a_tenant_never_reaches_another_tenants_store() {
         )
         .await;
     with_key.assert_problem(404, "not_found");
+    let resize = globex.patch(&p, json!({"plan": "large"})).await;
+    resize.assert_problem(404, "not_found");
     let list = globex.get("/api/v1/stores?tenant=acme").await;
     assert!(!list.json.to_string().contains(&name), "{}", list.json);
     let audit = globex.get("/api/v1/audit?tenant=acme&limit=1000").await;

@@ -3,7 +3,7 @@
 //! ```text
 //!  Provisioner.open(OpenOptions) ──settings JSON──▶ ProvisionerSettings (serde, camelCase)
 //!        └─▶ KubeProvisioner::open(state, kubeconfig, settings)   (starts the worker)
-//!  p.create / get / list / delete / retry / credentials / usage / plans / verify / events / wait / waitDeleted
+//!  p.create / get / list / update / delete / retry / credentials / usage / plans / verify / events / wait / waitDeleted
 //!        └─▶ the same core call with the handle's Caller; the answer ──serde_json──▶ JS object
 //!  p.close() ──▶ shutdown, awaited │ GC ──▶ Drop: the core handle goes, the worker stops
 //! ```
@@ -73,10 +73,18 @@ pub struct RequestOpts {
     pub idempotency_key: Option<String>,
 }
 
+/// The change of `update`.
+#[napi(object)]
+pub struct UpdateRequest {
+    /// The new plan (`small`, `medium`, `large`).
+    pub plan: Option<String>,
+}
+
 /// A filter and page of `list`.
 #[napi(object)]
 pub struct ListOptions {
-    /// Only stores with this status (`Pending`, `Provisioning`, `Ready`, `Failed`, `Deleting`).
+    /// Only stores with this status (`Pending`, `Provisioning`, `Ready`, `Updating`,
+    /// `Failed`, `Deleting`).
     pub status: Option<String>,
     /// Only this tenant's stores (a tenant handle always sees only its own).
     pub tenant: Option<String>,
@@ -287,6 +295,26 @@ impl Provisioner {
         let p = self.handle()?;
         let store = p
             .delete(&self.caller, &name, request_options(opts))
+            .await
+            .js()?;
+        to_json(&store)
+    }
+
+    /// Changes a Ready store's plan: status `Updating`, then `Ready`. Rejects with
+    /// `invalid_spec` (no or unknown plan), `not_found`, `conflict` (not Ready),
+    /// `plan_too_small` (the store holds more than the plan allows; nothing changed),
+    /// idempotency errors.
+    #[napi(ts_return_type = "Promise<unknown>")]
+    pub async fn update(
+        &self,
+        name: String,
+        change: UpdateRequest,
+        opts: Option<RequestOpts>,
+    ) -> napi::Result<Value> {
+        let p = self.handle()?;
+        let change = urumi_core::UpdateStore { plan: change.plan };
+        let store = p
+            .update(&self.caller, &name, change, request_options(opts))
             .await
             .js()?;
         to_json(&store)

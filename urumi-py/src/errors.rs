@@ -137,6 +137,12 @@ const CLASSES: &[(ErrorKind, &str, &str, Option<&str>)] = &[
         "A Store object in Kubernetes manages this store: change or delete that object.",
         None,
     ),
+    (
+        ErrorKind::PlanTooSmall,
+        "PlanTooSmallError",
+        "The store uses more than the plan asked for allows (the message has the numbers); nothing changed.",
+        None,
+    ),
 ];
 
 /// The base class and one class per kind.

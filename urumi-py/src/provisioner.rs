@@ -186,6 +186,18 @@ impl Handle {
             .map(Store::from)
             .map_err(to_py)
     }
+    pub(crate) async fn update(
+        self,
+        name: String,
+        change: urumi_core::UpdateStore,
+        opts: RequestOptions,
+    ) -> PyResult<Store> {
+        self.p
+            .update(&self.caller, &name, change, opts)
+            .await
+            .map(Store::from)
+            .map_err(to_py)
+    }
     pub(crate) async fn credentials(self, name: String) -> PyResult<Credentials> {
         self.p
             .credentials(&self.caller, &name)
@@ -479,6 +491,21 @@ impl Provisioner {
     ) -> PyResult<Bound<'py, PyAny>> {
         let h = self.shared.handle()?;
         future_into_py(py, h.retry(name, options(idempotency_key)))
+    }
+
+    /// Changes a Ready store's plan (status `Updating`, then `Ready`); refused with
+    /// `PlanTooSmallError` when the store holds more than the new plan allows.
+    #[pyo3(signature = (name, *, plan, idempotency_key=None))]
+    fn update<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        plan: String,
+        idempotency_key: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let h = self.shared.handle()?;
+        let change = urumi_core::UpdateStore::plan(plan);
+        future_into_py(py, h.update(name, change, options(idempotency_key)))
     }
 
     /// The store's admin login (audited).

@@ -139,6 +139,21 @@ impl SyncProvisioner {
         block_on(py, h.retry(name, options(idempotency_key)))
     }
 
+    /// Changes a Ready store's plan (status `Updating`, then `Ready`); refused with
+    /// `PlanTooSmallError` when the store holds more than the new plan allows.
+    #[pyo3(signature = (name, *, plan, idempotency_key=None))]
+    fn update(
+        &self,
+        py: Python<'_>,
+        name: String,
+        plan: String,
+        idempotency_key: Option<String>,
+    ) -> PyResult<Store> {
+        let h = self.shared.handle()?;
+        let change = urumi_core::UpdateStore::plan(plan);
+        block_on(py, h.update(name, change, options(idempotency_key)))
+    }
+
     /// The store's admin login (audited).
     fn credentials(&self, py: Python<'_>, name: String) -> PyResult<Credentials> {
         let h = self.shared.handle()?;

@@ -103,7 +103,7 @@ impl Store {
     fn plan(&self) -> &str {
         self.inner.plan.as_str()
     }
-    /// `Pending`, `Provisioning`, `Ready`, `Failed` or `Deleting`.
+    /// `Pending`, `Provisioning`, `Ready`, `Updating`, `Failed` or `Deleting`.
     #[getter]
     fn status(&self) -> &str {
         self.inner.status.as_str()

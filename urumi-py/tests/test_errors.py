@@ -30,6 +30,7 @@ NAMES = {
     "store_failed": urumi.StoreFailedError,
     "cursor_expired": urumi.CursorExpiredError,
     "managed_externally": urumi.ManagedExternallyError,
+    "plan_too_small": urumi.PlanTooSmallError,
 }
 
 

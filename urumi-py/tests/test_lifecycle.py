@@ -48,6 +48,14 @@ async def test_create_ready_delete(prov: urumi.Provisioner) -> None:
     assert pods == {"resource": "pods", "unit": "count", "used": pods["used"], "hard": 10}
     assert pods["used"] >= 2, usage
     assert usage["volumes"] and all(v["phase"] for v in usage["volumes"])
+    updating = await prov.update(name, plan="medium", idempotency_key=f"plan-{name}")
+    assert updating.status == "Updating" and updating.plan == "medium"
+    medium = await prov.wait(name, status="Ready", timeout=READY_TIMEOUT)
+    assert medium.plan == "medium" and medium.ready_at == ready.ready_at
+    grown = await prov.usage(name)
+    assert next(r for r in grown["resources"] if r["resource"] == "pods")["hard"] == 20
+    with pytest.raises(urumi.InvalidSpecError):
+        await prov.update(name, plan="huge")
     plans = prov.plans()
     assert [p["name"] for p in plans] == ["small", "medium", "large"]
     assert plans[0]["pods"] == 10 and plans[2]["cpuRequest"] == "4000m"
@@ -56,7 +64,7 @@ async def test_create_ready_delete(prov: urumi.Provisioner) -> None:
     assert name in [s.name for s in page]
     trail = await prov.events(name, limit=100)
     actions = {e.action for e in trail.items}
-    assert {"store.create", "store.ready", "store.credentials.read"} <= actions
+    assert {"store.create", "store.ready", "store.credentials.read", "store.update"} <= actions
     assert all(creds.password not in str(e.to_dict()) for e in trail)
     create = next(e for e in trail if e.action == "store.create")
     assert create.actor == "pytest" and create.outcome == "success"

@@ -218,6 +218,17 @@ pub enum Error {
         /// The managing object, `Store <namespace>/<name>`.
         manager: String,
     },
+    /// A plan change to a plan smaller than what the store already uses (its volumes,
+    /// claims or pods): nothing was changed. `over` names each resource and the numbers.
+    #[error("store {name} uses more than plan {plan} allows: {}", .over.join("; "))]
+    PlanTooSmall {
+        /// The store.
+        name: String,
+        /// The plan asked for.
+        plan: String,
+        /// `"requests.storage: uses 11Gi, the plan allows 10Gi"`, one per resource.
+        over: Vec<String>,
+    },
     /// The first outcome of an idempotent request, replayed for a duplicate: the same
     /// kind and message as the first answer.
     #[error("{message}")]
@@ -287,6 +298,7 @@ impl Error {
             Error::StoreFailed(_) => ErrorKind::StoreFailed,
             Error::CursorExpired { .. } => ErrorKind::CursorExpired,
             Error::ManagedExternally { .. } => ErrorKind::ManagedExternally,
+            Error::PlanTooSmall { .. } => ErrorKind::PlanTooSmall,
             Error::Replayed { kind, .. } => *kind,
         }
     }
@@ -383,11 +395,13 @@ pub enum ErrorKind {
     CursorExpired,
     /// `managed_externally` (HTTP 409): a `Store` resource manages the store.
     ManagedExternally,
+    /// `plan_too_small` (HTTP 409): the store uses more than the plan asked for allows.
+    PlanTooSmall,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order (for tables and tests).
-    pub const ALL: [ErrorKind; 19] = [
+    pub const ALL: [ErrorKind; 20] = [
         ErrorKind::InvalidName,
         ErrorKind::InvalidSpec,
         ErrorKind::StoreExists,
@@ -407,6 +421,7 @@ impl ErrorKind {
         ErrorKind::StoreFailed,
         ErrorKind::CursorExpired,
         ErrorKind::ManagedExternally,
+        ErrorKind::PlanTooSmall,
     ];
 
     /// The stable machine string: the problem `code` of the HTTP API.
@@ -431,6 +446,7 @@ impl ErrorKind {
             ErrorKind::StoreFailed => "store_failed",
             ErrorKind::CursorExpired => "cursor_expired",
             ErrorKind::ManagedExternally => "managed_externally",
+            ErrorKind::PlanTooSmall => "plan_too_small",
         }
     }
 
@@ -442,7 +458,8 @@ impl ErrorKind {
             | ErrorKind::Conflict
             | ErrorKind::IdempotencyInProgress
             | ErrorKind::StoreFailed
-            | ErrorKind::ManagedExternally => 409,
+            | ErrorKind::ManagedExternally
+            | ErrorKind::PlanTooSmall => 409,
             ErrorKind::CursorExpired => 410,
             ErrorKind::NotFound => 404,
             ErrorKind::QuotaExceeded | ErrorKind::RateLimited => 429,

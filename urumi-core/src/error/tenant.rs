@@ -33,6 +33,7 @@ impl Error {
             | Error::Forbidden { .. }
             | Error::CursorExpired { .. }
             | Error::ManagedExternally { .. }
+            | Error::PlanTooSmall { .. }
             | Error::Replayed { .. }
             | Error::StoreFailed(_) => self.to_string(),
             // Urumi writes these (which wait, on which of the store's objects).

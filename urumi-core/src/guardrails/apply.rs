@@ -21,11 +21,41 @@ use serde::de::DeserializeOwned;
 
 use super::credentials::{AdminCredentials, Credentials, CredentialsLayout, credentials_secret};
 use super::network::{NetworkProfile, network_policies};
-use super::objects::{limit_range, namespace, resource_quota};
+use super::objects::{QUOTA_NAME, limit_range, namespace, resource_quota};
 use super::{
     FIELD_MANAGER, GuardrailsConfig, MANAGED_BY, MANAGED_BY_LABEL, STORE_LABEL, StoreContext,
 };
 use crate::error::{Error, Result};
+
+/// Raises each of `wanted`'s hard limits to `applied`'s where that is larger (CPU
+/// compared in millicores, everything else in bytes or counts); values that do not parse
+/// are left as the plan says.
+fn keep_larger(wanted: &mut ResourceQuota, applied: &ResourceQuota) {
+    use super::quantity::{bytes, cpu_millis};
+    let Some(old) = applied.spec.as_ref().and_then(|s| s.hard.as_ref()) else {
+        return;
+    };
+    let Some(new) = wanted.spec.as_mut().and_then(|s| s.hard.as_mut()) else {
+        return;
+    };
+    for (resource, value) in new.iter_mut() {
+        let Some(previous) = old.get(resource) else {
+            continue;
+        };
+        let parse = |q: &str| {
+            if resource.ends_with("cpu") {
+                cpu_millis(q)
+            } else {
+                bytes(q)
+            }
+        };
+        if let (Ok(before), Ok(now)) = (parse(&previous.0), parse(&value.0))
+            && before > now
+        {
+            *value = previous.clone();
+        }
+    }
+}
 
 /// What an apply left in the cluster: `"Kind/name"` → `resourceVersion` of every
 /// object it applied. Two applies of the same store yield equal maps when the second
@@ -134,11 +164,35 @@ impl Guardrails {
         ctx: &StoreContext,
         profile: &NetworkProfile,
     ) -> Result<Applied> {
+        self.apply_policies_with(ctx, profile, false).await
+    }
+
+    /// As [`apply_policies`](Self::apply_policies), but each quota resource keeps its
+    /// applied value where that is larger than the plan's: while a plan change rolls the
+    /// workloads, the pods of the old plan and of the new one must both fit. Applying
+    /// with [`apply_policies`](Self::apply_policies) afterwards settles it to the plan.
+    pub async fn apply_policies_keeping_larger_quota(
+        &self,
+        ctx: &StoreContext,
+        profile: &NetworkProfile,
+    ) -> Result<Applied> {
+        self.apply_policies_with(ctx, profile, true).await
+    }
+
+    async fn apply_policies_with(
+        &self,
+        ctx: &StoreContext,
+        profile: &NetworkProfile,
+        keep_larger_quota: bool,
+    ) -> Result<Applied> {
         let ns = ctx.namespace.as_str();
         let quotas: Api<ResourceQuota> = Api::namespaced(self.client.clone(), ns);
         let limits: Api<LimitRange> = Api::namespaced(self.client.clone(), ns);
         let netpols: Api<NetworkPolicy> = Api::namespaced(self.client.clone(), ns);
-        let rq = resource_quota(ctx);
+        let mut rq = resource_quota(ctx);
+        if keep_larger_quota && let Some(applied) = quotas.get_opt(QUOTA_NAME).await? {
+            keep_larger(&mut rq, &applied);
+        }
         let lr = limit_range(ctx)?;
         let policies = network_policies(ctx, &self.cfg, profile);
         let (rq, lr, nps) = futures::try_join!(
@@ -260,12 +314,9 @@ impl Guardrails {
         let quotas: Api<ResourceQuota> = Api::namespaced(self.client.clone(), namespace);
         let claims: Api<PersistentVolumeClaim> = Api::namespaced(self.client.clone(), namespace);
         let all = ListParams::default();
-        let (quota, claims) = futures::try_join!(
-            quotas.get_opt(super::objects::QUOTA_NAME),
-            claims.list(&all)
-        )?;
+        let (quota, claims) = futures::try_join!(quotas.get_opt(QUOTA_NAME), claims.list(&all))?;
         let quota = quota.ok_or_else(|| Error::NotFound {
-            what: format!("ResourceQuota {namespace}/{}", super::objects::QUOTA_NAME),
+            what: format!("ResourceQuota {namespace}/{}", QUOTA_NAME),
         })?;
         let mut claims = claims.items;
         claims.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));

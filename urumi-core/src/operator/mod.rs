@@ -400,6 +400,7 @@ fn event_reason(store: &Store) -> String {
         Status::Ready => "Ready".to_owned(),
         Status::Failed => "Failed".to_owned(),
         Status::Deleting => "Deleting".to_owned(),
+        Status::Updating => "Updating".to_owned(),
     }
 }
 

@@ -289,9 +289,15 @@ impl StoreRuntime for KubeRuntime {
 
     async fn guardrails(&self, store: &Store) -> Result<()> {
         let engine = self.engine(store)?;
-        self.guardrails
-            .apply_policies(&self.context(store)?, &engine.network())
-            .await?;
+        let (ctx, network) = (self.context(store)?, engine.network());
+        if store.status == crate::store::Status::Updating {
+            // A plan change: the old plan's pods must keep fitting while they roll.
+            self.guardrails
+                .apply_policies_keeping_larger_quota(&ctx, &network)
+                .await?;
+        } else {
+            self.guardrails.apply_policies(&ctx, &network).await?;
+        }
         Ok(())
     }
 

@@ -61,7 +61,9 @@ use crate::store::{Store, StoreName, Urls};
 pub trait StoreRuntime: Send + Sync {
     /// Creates or updates the store's namespace with its labels.
     async fn namespace(&self, store: &Store) -> Result<()>;
-    /// Applies quotas, limits and network policies for the store's plan.
+    /// Applies quotas, limits and network policies for the store's plan. For an
+    /// `Updating` store (a plan change) each quota value keeps the larger of what is
+    /// applied and what the plan says, so the old plan's pods fit while they roll.
     async fn guardrails(&self, store: &Store) -> Result<()>;
     /// Creates the credentials Secret if absent; never rotates existing credentials.
     async fn credentials(&self, store: &Store) -> Result<()>;

@@ -474,3 +474,70 @@ async fn resync_reapplies_guardrails_of_ready_stores_only() {
     );
     orch.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_updating_store_runs_from_guardrails_then_settles_its_quota_and_keeps_ready_at() {
+    let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let calls = counters();
+    let orch = start(&state, succeeding(calls.clone()));
+    insert(&state, "grow1").await;
+    orch.wake();
+    let ready = wait_for_status(&state, "grow1", Status::Ready).await;
+    orch.shutdown().await;
+
+    // A plan change as the provisioner records it; a runtime that notes how guardrails
+    // are asked for (the status tells it to keep the larger quota or settle).
+    let mut updating = ready.clone();
+    updating.plan = crate::store::Plan::Large;
+    updating.status = Status::Updating;
+    updating.step = Step::Guardrails;
+    let updating = state.update(&updating).await.expect("mark updating");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut rt = MockStoreRuntime::new();
+    let noted = seen.clone();
+    rt.expect_guardrails().returning(move |s| {
+        noted.lock().expect("lock").push(("guardrails", s.status));
+        Ok(())
+    });
+    let noted = seen.clone();
+    rt.expect_release().returning(move |s| {
+        noted.lock().expect("lock").push(("release", s.status));
+        Ok(())
+    });
+    rt.expect_credentials().returning(|_| Ok(()));
+    rt.expect_readiness().returning(|_, _| Ok(()));
+    rt.expect_namespace().never();
+    let orch = start(&state, rt);
+    orch.wake();
+    let done = wait_for_status(&state, "grow1", Status::Ready).await;
+    assert_eq!(done.plan, crate::store::Plan::Large);
+    assert_eq!(done.step, Step::Done);
+    assert_eq!(
+        done.ready_at, ready.ready_at,
+        "readyAt stays when it first was Ready"
+    );
+    assert_eq!(done.provisioning_seconds, ready.provisioning_seconds);
+    assert_eq!(done.message, "ready on plan large");
+    assert!(done.version > updating.version);
+    assert_eq!(
+        *seen.lock().expect("lock"),
+        vec![
+            ("guardrails", Status::Updating),
+            ("release", Status::Updating),
+            ("guardrails", Status::Ready),
+        ],
+        "the quota grows first and settles to the plan last"
+    );
+    let trail = actions(&state, "grow1").await;
+    assert_eq!(
+        trail[trail.len() - 5..],
+        [
+            "provision.guardrails",
+            "provision.credentials",
+            "provision.release",
+            "provision.readiness",
+            "store.ready"
+        ]
+    );
+    orch.shutdown().await;
+}

@@ -6,6 +6,9 @@
 //!     │        persist(step, "running") ─▶ attempt (retry transient, capped backoff)
 //!     │        ─▶ audit provision.<step> ─▶ next   …   ─▶ Ready, audit store.ready
 //!     │        permanent error ─▶ Failed(reason), audit store.failed (step kept for retry)
+//!     ├─ Updating (a plan change) ─▶ the same steps from Guardrails, the quota kept at the
+//!     │        larger of both plans while the workloads roll ─▶ quota settled to the plan
+//!     │        ─▶ Ready (readyAt kept), audit store.ready
 //!     └─ Deleting ─▶ teardown (retried until it works, reason shown) ─▶ drop record,
 //!              audit store.deleted
 //! ```
@@ -45,7 +48,9 @@ pub(crate) async fn run(shared: &Shared, store: Store, token: CancellationToken)
         token.clone(),
     ));
     let outcome = match store.status {
-        Status::Pending | Status::Provisioning => provision(shared, store, &token).await,
+        Status::Pending | Status::Provisioning | Status::Updating => {
+            provision(shared, store, &token).await
+        }
         Status::Deleting => teardown(shared, store, &token).await,
         Status::Ready | Status::Failed => Ok(()),
     };
@@ -295,6 +300,9 @@ async fn provision(
             }
         }
     }
+    if store.status == Status::Updating {
+        return finish_update(shared, store, token).await;
+    }
     store.urls = shared.runtime.urls(&store);
     store.mark_ready();
     store.message = "ready".to_owned();
@@ -308,6 +316,50 @@ async fn provision(
         format!("ready after {seconds:.1} s"),
     )
     .await;
+    Ok(())
+}
+
+/// The end of a plan change: the workloads run with the new plan's sizes, so the quota,
+/// which kept the larger of both plans while they rolled, is settled to exactly the plan
+/// (guardrails applied as for a Ready store); then Ready again.
+async fn finish_update(
+    shared: &Shared,
+    mut store: Store,
+    token: &CancellationToken,
+) -> std::result::Result<(), Stop> {
+    let runtime = shared.runtime.clone();
+    let result = with_retries(
+        shared,
+        &mut store,
+        "quota",
+        token,
+        OnShutdown::Finish,
+        |s| {
+            let runtime = runtime.clone();
+            async move {
+                let mut settled = s;
+                settled.status = Status::Ready;
+                runtime.guardrails(&settled).await
+            }
+        },
+    )
+    .await?;
+    if let Err(e) = result {
+        tracing::warn!(store = %store.name, error = %e, "settling the quota failed; the store is Failed");
+        let reason = failure_reason(Step::Guardrails, &e);
+        store.step = Step::Guardrails;
+        store.status = Status::Failed;
+        store.message = reason.clone();
+        persist(shared, &mut store).await?;
+        audit(shared, &store, "store.failed", Outcome::Failure, reason).await;
+        return Ok(());
+    }
+    store.status = Status::Ready;
+    store.step = Step::Done;
+    store.message = format!("ready on plan {}", store.plan);
+    persist(shared, &mut store).await?;
+    let detail = format!("plan {} in effect", store.plan);
+    audit(shared, &store, "store.ready", Outcome::Success, detail).await;
     Ok(())
 }
 

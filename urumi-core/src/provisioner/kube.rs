@@ -22,7 +22,7 @@ use super::feed::FeedPump;
 use super::idempotency::{Idempotent, Outcome as Replay};
 use super::{
     Caller, ChangeStream, CreateStore, Provisioner, ProvisionerSettings, RequestOptions, Role,
-    StoreCredentials,
+    StoreCredentials, UpdateStore,
 };
 use crate::audit::{AuditEvent, AuditQuery, AuditSink, Outcome, StateSink};
 use crate::engine::Engines;
@@ -560,6 +560,142 @@ impl Inner {
         Ok(store)
     }
 
+    async fn update(
+        self: Arc<Self>,
+        caller: Caller,
+        name: String,
+        change: UpdateStore,
+        opts: RequestOptions,
+    ) -> Result<Store> {
+        let plan: Plan = match change.plan.as_deref() {
+            None => {
+                return Err(Error::InvalidSpec {
+                    field: "plan",
+                    message: "nothing to change: give the new plan (small, medium or large)"
+                        .to_owned(),
+                });
+            }
+            Some(p) => p.parse()?,
+        };
+        let idem = match Idempotent::begin(
+            &*self.state,
+            &caller,
+            opts.idempotency_key.as_deref(),
+            "update",
+            &format!("{name} plan={plan}"),
+        )
+        .await?
+        {
+            super::idempotency::Begun::Replay(outcome) => return outcome.into_result(),
+            super::idempotency::Begun::Owned(idem) => idem,
+        };
+        let result = self
+            .update_plan(&caller, &name, plan, &opts, idem.as_ref())
+            .await;
+        match result {
+            Ok((store, from)) => {
+                if let Some(from) = from {
+                    self.record(
+                        caller
+                            .event("store.update", Outcome::Success)
+                            .tenant(store.tenant.as_str())
+                            .store(store.name.as_str())
+                            .detail(format!("plan {from} → {plan}")),
+                    )
+                    .await;
+                    self.orchestrator
+                        .publish(StoreChange::Updated(store.clone()));
+                    self.orchestrator.wake();
+                }
+                Ok(store)
+            }
+            Err(e) => {
+                if let Some(idem) = &idem {
+                    idem.finish_with_error(&*self.state, &e).await;
+                }
+                if let Ok(store) = self.visible(&caller, &name).await {
+                    let event = caller
+                        .event("store.update", Outcome::Failure)
+                        .tenant(store.tenant.as_str())
+                        .store(store.name.as_str())
+                        .detail(format!(
+                            "plan {} → {plan}: {}",
+                            store.plan,
+                            e.tenant_message()
+                        ));
+                    self.record(event).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The checks and the transition of [`Provisioner::update`]: the store and the plan
+    /// it had when the change was recorded (`None`: nothing to change).
+    async fn update_plan(
+        &self,
+        caller: &Caller,
+        name: &str,
+        plan: Plan,
+        opts: &RequestOptions,
+        idem: Option<&Idempotent>,
+    ) -> Result<(Store, Option<Plan>)> {
+        let store = self.visible(caller, name).await?;
+        let check = |store: &Store| -> Result<bool> {
+            if let Some(manager) = &store.managed_by
+                && opts.managed_by.as_ref() != Some(manager)
+            {
+                return Err(Error::ManagedExternally {
+                    name: store.name.to_string(),
+                    manager: manager.clone(),
+                });
+            }
+            if store.plan == plan {
+                return Ok(false);
+            }
+            if store.status != Status::Ready {
+                return Err(Error::conflict(format!(
+                    "store {} is {}; its plan can be changed once it is Ready",
+                    store.name, store.status
+                )));
+            }
+            Ok(true)
+        };
+        if !check(&store)? {
+            if let Some(idem) = idem {
+                idem.complete(&*self.state, &Replay::Stored(Box::new(store.clone())))
+                    .await;
+            }
+            return Ok((store, None));
+        }
+        let size = self.settings.plans.size(plan);
+        if size_rank(plan) < size_rank(store.plan) {
+            let over = self.runtime.usage(&store).await?.exceeding(size)?;
+            if !over.is_empty() {
+                return Err(Error::PlanTooSmall {
+                    name: store.name.to_string(),
+                    plan: plan.to_string(),
+                    over,
+                });
+            }
+        }
+        let mut from = store.plan;
+        let (store, changed) = self
+            .transition(caller, name, idem, |store| {
+                if !check(store)? {
+                    return Ok(false);
+                }
+                from = store.plan;
+                store.plan = plan;
+                store.status = Status::Updating;
+                store.step = Step::Guardrails;
+                store.message = format!("plan change {from} → {plan}: starting");
+                Ok(true)
+            })
+            .await?;
+        Ok((store, changed.then_some(from)))
+    }
+
     async fn retry(
         self: Arc<Self>,
         caller: Caller,
@@ -586,7 +722,13 @@ impl Inner {
                         store.name, store.status
                     )));
                 }
-                store.status = Status::Provisioning;
+                // A store that was Ready before failing failed during a change (a plan
+                // change): it resumes as one, so the quota settles to the plan at the end.
+                store.status = if store.ready_at.is_some() {
+                    Status::Updating
+                } else {
+                    Status::Provisioning
+                };
                 store.attempts += 1;
                 // Readiness of the same revision cannot change (a failed Job stays
                 // failed): run the release again, which makes a new revision per attempt.
@@ -623,6 +765,11 @@ impl Inner {
         self.orchestrator.wake();
         Ok(store)
     }
+}
+
+/// Plans ordered by size: a change to a lower rank is a downsize.
+fn size_rank(plan: Plan) -> usize {
+    Plan::ALL.iter().position(|p| *p == plan).unwrap_or(0)
 }
 
 /// The record as the state store will return it from the insert (version 1), so the
@@ -681,6 +828,18 @@ impl Provisioner for KubeProvisioner {
     async fn delete(&self, caller: &Caller, name: &str, opts: RequestOptions) -> Result<Store> {
         let (caller, name) = (caller.clone(), name.to_owned());
         self.detached(move |inner| inner.delete(caller, name, opts))
+            .await
+    }
+
+    async fn update(
+        &self,
+        caller: &Caller,
+        name: &str,
+        change: UpdateStore,
+        opts: RequestOptions,
+    ) -> Result<Store> {
+        let (caller, name) = (caller.clone(), name.to_owned());
+        self.detached(move |inner| inner.update(caller, name, change, opts))
             .await
     }
 

@@ -5,7 +5,8 @@
 //!        └─▶ key begun? replay the first outcome │ in progress │ mismatch
 //!        └─▶ StateStore::insert (name unique, limits, key completed, change appended: one transaction)
 //!              └─▶ audit store.create ─▶ wake the worker            (runs to the end even if the
-//!  delete / retry ── the same, through StateStore::update_with        caller's future is dropped)
+//!  delete / retry / update(plan) ── the same, through StateStore::update_with (update: Ready → Updating;
+//!        a smaller plan is checked against the store's volumes, claims and pods first)        caller's future is dropped)
 //!  get / list / events / audit ── tenant-scoped reads (another tenant's store is not_found)
 //!  credentials(caller, name) ── read from the store's Secret, audited (never stored)
 //!  changes(caller, after) ── the durable feed: replay after the cursor, then live (all replicas)
@@ -144,6 +145,24 @@ impl CreateStore {
     }
 }
 
+/// A change to a store ([`Provisioner::update`]). Strings, validated by the provisioner.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdateStore {
+    /// The new plan (`small`, `medium`, `large`).
+    #[serde(default)]
+    pub plan: Option<String>,
+}
+
+impl UpdateStore {
+    /// A plan change.
+    pub fn plan(plan: impl Into<String>) -> Self {
+        UpdateStore {
+            plan: Some(plan.into()),
+        }
+    }
+}
+
 /// Options of the calls that change something ([`Provisioner::create`],
 /// [`delete`](Provisioner::delete), [`retry`](Provisioner::retry)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -269,6 +288,23 @@ pub trait Provisioner: Send + Sync {
     /// its credentials. Errors: `not_found`, `conflict` when it is not `Failed`,
     /// idempotency errors.
     async fn retry(&self, caller: &Caller, name: &str, opts: RequestOptions) -> Result<Store>;
+
+    /// Changes a `Ready` store's plan: status `Updating` while its quota and limits are
+    /// resized and its release upgraded with the new plan's sizes, then `Ready` again
+    /// (or `Failed` with the reason; retry resumes the change). The same plan returns
+    /// the store unchanged. A smaller plan is refused when the store already holds more
+    /// volumes, claims or pods than it allows (read from the cluster), and then nothing
+    /// changes. Idempotent with `opts.idempotency_key`.
+    /// Errors: `invalid_spec` (no or unknown plan), `not_found`, `conflict` (not Ready),
+    /// `plan_too_small` (the numbers in the message), `managed_externally`,
+    /// idempotency errors.
+    async fn update(
+        &self,
+        caller: &Caller,
+        name: &str,
+        change: UpdateStore,
+        opts: RequestOptions,
+    ) -> Result<Store>;
 
     /// The store's admin login, read from its Secret; each read is audited.
     /// Errors: `not_found` (no such store, or its Secret does not exist yet).

@@ -11,7 +11,7 @@ use crate::audit::AuditQuery;
 use crate::helm::MockHelmDriver;
 use crate::limits::Limits;
 use crate::state::{MemoryStore, StateStore};
-use crate::store::StoreName;
+use crate::store::{Plan, Step, StoreName};
 use crate::{ErrorKind, KubeProvisioner};
 
 fn offline_client() -> ::kube::Client {
@@ -406,4 +406,97 @@ fn credentials_debug_never_shows_the_password() {
     let json = serde_json::to_value(&c).expect("json");
     assert_eq!(json["password"], "s3cret-value-for-the-test");
     assert_eq!(json["username"], "admin");
+}
+
+#[tokio::test]
+async fn a_plan_change_needs_a_ready_store_a_known_plan_and_is_idempotent() {
+    let (p, state) = provisioner(Limits::unlimited());
+    p.create(
+        &acme(),
+        CreateStore::named("shop1"),
+        RequestOptions::default(),
+    )
+    .await
+    .expect("created");
+    let name = StoreName::new("shop1").expect("valid");
+    let change = |plan: &str| UpdateStore::plan(plan);
+    // Bad input first: nothing named, an unknown plan.
+    for bad in [UpdateStore::default(), change("huge")] {
+        let err = p
+            .update(&acme(), "shop1", bad, RequestOptions::default())
+            .await
+            .expect_err("refused");
+        assert_eq!(err.kind(), ErrorKind::InvalidSpec, "{err}");
+    }
+    // Pending: not yet.
+    let err = p
+        .update(&acme(), "shop1", change("large"), RequestOptions::default())
+        .await
+        .expect_err("not ready");
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert!(err.tenant_message().contains("Pending"), "{err}");
+    // Ready: an upsize needs no cluster read; the record says Updating from guardrails.
+    let mut ready = state.get(&name).await.expect("exists");
+    ready.mark_ready();
+    let ready = state.update(&ready).await.expect("ready");
+    let opts = || RequestOptions::idempotency_key("upgrade-1");
+    let updating = p
+        .update(&acme(), "shop1", change("large"), opts())
+        .await
+        .expect("accepted");
+    assert_eq!(
+        (updating.status, updating.plan, updating.step),
+        (Status::Updating, Plan::Large, Step::Guardrails)
+    );
+    assert_eq!(updating.version, ready.version + 1);
+    // The same key replays the first answer; the same key for another plan is refused.
+    let replay = p
+        .update(&acme(), "shop1", change("large"), opts())
+        .await
+        .expect("replayed");
+    assert_eq!(replay, updating);
+    let err = p
+        .update(&acme(), "shop1", change("medium"), opts())
+        .await
+        .expect_err("mismatch");
+    assert_eq!(err.kind(), ErrorKind::IdempotencyMismatch);
+    // Asked again without a key while Updating to the same plan: unchanged, no error.
+    let again = p
+        .update(&acme(), "shop1", change("large"), RequestOptions::default())
+        .await
+        .expect("same plan");
+    assert_eq!(again.version, updating.version);
+    // Another plan while Updating: not now.
+    let err = p
+        .update(
+            &acme(),
+            "shop1",
+            change("medium"),
+            RequestOptions::default(),
+        )
+        .await
+        .expect_err("busy");
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    // Another tenant learns nothing.
+    let err = p
+        .update(
+            &globex(),
+            "shop1",
+            change("small"),
+            RequestOptions::default(),
+        )
+        .await
+        .expect_err("hidden");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let updates: Vec<_> = audit_actions(&state)
+        .await
+        .into_iter()
+        .filter(|(action, _)| action == "store.update")
+        .collect();
+    assert_eq!(
+        updates.len(),
+        3,
+        "one accepted change, two refusals: {updates:?}"
+    );
+    p.shutdown().await;
 }

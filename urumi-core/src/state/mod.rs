@@ -283,7 +283,7 @@ pub trait StateStore: Send + Sync + std::fmt::Debug {
     async fn release_lease(&self, name: &StoreName, owner: &str) -> Result<()>;
 
     /// Leases up to `limit` stores that are not at rest (`Pending`, `Provisioning`,
-    /// `Deleting`) and whose lease is free or expired, least recently updated first,
+    /// `Updating`, `Deleting`) and whose lease is free or expired, least recently updated first,
     /// and returns them. Two concurrent callers never receive the same store.
     async fn claim_next(&self, owner: &str, ttl: Duration, limit: u32) -> Result<Vec<Store>>;
 

@@ -6,6 +6,8 @@
 //!  Pending ──▶ Provisioning ──▶ Ready            (at rest)
 //!                  │   Namespace → Guardrails → Credentials → Release → Readiness → Done
 //!                  └──────────▶ Failed           (at rest; retry resumes from `step`)
+//!  Ready ──update(plan)──▶ Updating ──▶ Ready   (Guardrails → Credentials → Release → Readiness
+//!                              └──────▶ Failed     again; the quota settles to the plan at the end)
 //!  any ──delete──▶ Deleting ──▶ (record dropped)
 //! ```
 //!
@@ -56,16 +58,20 @@ pub enum Status {
     Failed,
     /// Being torn down; the record disappears when nothing is left.
     Deleting,
+    /// Was Ready; a change asked for (a plan change) is being applied from `step`, then
+    /// Ready again (or Failed with the reason, retryable).
+    Updating,
 }
 
 impl Status {
     /// Every status.
-    pub const ALL: [Status; 5] = [
+    pub const ALL: [Status; 6] = [
         Status::Pending,
         Status::Provisioning,
         Status::Ready,
         Status::Failed,
         Status::Deleting,
+        Status::Updating,
     ];
 
     /// The name used in JSON and in the state backends.
@@ -76,6 +82,7 @@ impl Status {
             Status::Ready => "Ready",
             Status::Failed => "Failed",
             Status::Deleting => "Deleting",
+            Status::Updating => "Updating",
         }
     }
 

@@ -3,7 +3,7 @@
 //! ```text
 //!  ResourceQuota "urumi-quota" .status {hard, used} ──StoreUsage::from_quota()──▶ [ResourceUsage]
 //!  PersistentVolumeClaims                           ──VolumeUsage::from_claim()─▶ [VolumeUsage]
-//!  StoreUsage::exceeding(plan size) ──▶ the resources whose use is over a (smaller) plan
+//!  StoreUsage::exceeding(plan size) ──▶ what a smaller plan could not hold (pods, claims, storage)
 //! ```
 //!
 //! Pure: the provisioner reads the objects on demand and hands them here. Numbers are in
@@ -15,9 +15,8 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, ResourceQuota};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde::{Deserialize, Serialize};
 
-use super::Plan;
+use super::{Plan, PlanSize};
 use crate::error::{Error, Result};
-use crate::guardrails::SizeNumbers;
 use crate::guardrails::quantity;
 
 /// The unit of a [`ResourceUsage`]'s numbers.
@@ -164,28 +163,31 @@ impl VolumeUsage {
 }
 
 impl StoreUsage {
-    /// The resources whose use is over what `size` allows, as `"requests.memory: uses
-    /// 1.5Gi, the plan allows 1Gi"`; empty when the store fits.
-    pub fn exceeding(&self, size: &SizeNumbers, pods: u32, pvcs: u32) -> Vec<String> {
+    /// What the store holds beyond `size`, as `"requests.storage: uses 11Gi, the plan
+    /// allows 10Gi"`; empty when the store fits. Only pods, claims and requested storage
+    /// are compared: CPU, memory and scratch disk are given to the workloads as shares
+    /// of the plan, so they shrink with it, while volumes and extra pods do not.
+    ///
+    /// Errors: `InvalidConfig` when the plan's storage does not parse.
+    pub fn exceeding(&self, size: &PlanSize) -> Result<Vec<String>> {
+        let storage = quantity::bytes(&size.storage).map_err(|e| Error::InvalidConfig {
+            message: format!("plan storage: {e}"),
+        })?;
         let allowed = |resource: &str| -> Option<u64> {
-            Some(match resource {
-                "requests.cpu" => size.cpu_request,
-                "limits.cpu" => size.cpu_limit,
-                "requests.memory" => size.memory_request,
-                "limits.memory" => size.memory_limit,
-                "pods" => u64::from(pods),
-                "persistentvolumeclaims" => u64::from(pvcs),
-                "requests.storage" => size.storage,
-                "limits.ephemeral-storage" => size.ephemeral_storage?,
-                _ => return None,
-            })
+            match resource {
+                "pods" => Some(u64::from(size.pods)),
+                "persistentvolumeclaims" => Some(u64::from(size.pvcs)),
+                "requests.storage" => Some(storage),
+                _ => None,
+            }
         };
         let show = |unit: UsageUnit, n: u64| match unit {
             UsageUnit::Millicores => quantity::format_cpu(n),
             UsageUnit::Bytes => quantity::format_bytes(n),
             UsageUnit::Count => n.to_string(),
         };
-        self.resources
+        Ok(self
+            .resources
             .iter()
             .filter_map(|r| {
                 let limit = allowed(&r.resource)?;
@@ -198,7 +200,7 @@ impl StoreUsage {
                     )
                 })
             })
-            .collect()
+            .collect())
     }
 }
 
@@ -263,37 +265,34 @@ mod tests {
     #[test]
     fn names_what_a_smaller_plan_would_not_hold() {
         let plans = Plans::default();
-        let large = plans.size(Plan::Large);
         let usage = StoreUsage {
             name: "shop".into(),
             plan: Plan::Large,
             resources: ResourceUsage::from_quota(&quota(
                 &[
-                    ("requests.memory", &large.memory_request),
+                    ("requests.memory", "4Gi"),
+                    ("requests.storage", "40Gi"),
                     ("pods", "40"),
-                    ("requests.cpu", "4"),
                 ],
                 Some(&[
-                    ("requests.memory", "1536Mi"),
+                    ("requests.memory", "3Gi"),
+                    ("requests.storage", "15Gi"),
                     ("pods", "3"),
-                    ("requests.cpu", "1"),
                 ]),
             ))
             .unwrap(),
             volumes: vec![],
             observed_at: Utc::now(),
         };
-        let small = plans.size(Plan::Small);
-        let numbers = SizeNumbers::of(Plan::Small, small).unwrap();
+        // Memory follows the plan (the workloads get shares of it); storage does not.
         assert_eq!(
-            usage.exceeding(&numbers, small.pods, small.pvcs),
-            ["requests.memory: uses 1536Mi, the plan allows 1Gi"]
+            usage.exceeding(plans.size(Plan::Small)).unwrap(),
+            ["requests.storage: uses 15Gi, the plan allows 10Gi"]
         );
-        let medium = plans.size(Plan::Medium);
-        let numbers = SizeNumbers::of(Plan::Medium, medium).unwrap();
         assert!(
             usage
-                .exceeding(&numbers, medium.pods, medium.pvcs)
+                .exceeding(plans.size(Plan::Medium))
+                .unwrap()
                 .is_empty()
         );
     }

@@ -4,6 +4,7 @@
 //!  POST   /stores                 AppJson<CreateStoreBody> + Idempotency-Key ─▶ create ─▶ 202 + Location + Store
 //!  GET    /stores?status&tenant&limit&cursor                                 ─▶ list   ─▶ 200 {items,nextCursor}
 //!  GET    /stores/{name}                                                     ─▶ get    ─▶ 200 Store
+//!  PATCH  /stores/{name} {plan}   + Idempotency-Key                          ─▶ update ─▶ 202 Store (Updating)
 //!  DELETE /stores/{name}          + Idempotency-Key                          ─▶ delete ─▶ 202 Store (Deleting)
 //!  POST   /stores/{name}/retry    + Idempotency-Key                          ─▶ retry  ─▶ 202 Store
 //!  GET    /stores/{name}/credentials                                         ─▶ credentials (audited) ─▶ 200
@@ -29,7 +30,7 @@ use crate::error::{AppError, AppJson, Problem};
 use crate::routes::{AppPath, AppQuery, json};
 use crate::schema::{
     AuditPage, CreateStoreBody, CredentialsDoc, PlanList, StoreDoc, StorePage, StoreUsageDoc,
-    VerifyReportDoc,
+    UpdateStoreBody, VerifyReportDoc,
 };
 
 /// `Idempotency-Key` → [`RequestOptions`]. Sent twice it is refused, even with one value
@@ -188,6 +189,30 @@ pub async fn delete(
         &state.provisioner.delete(&caller, &name, opts).await?,
         false,
     ))
+}
+
+/// Changes a Ready store's plan: its quota and limits are resized and its release
+/// upgraded; status `Updating`, then `Ready`. The same plan answers the store unchanged.
+#[utoipa::path(patch, path = "/api/v1/stores/{name}", tag = "stores", request_body = UpdateStoreBody,
+    params(("name" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 202, description = "accepted (or unchanged: the same plan)", body = StoreDoc),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict: not Ready; plan_too_small: the store holds more volumes, claims or pods than the plan allows (the numbers in detail), nothing changed; managed_externally", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_spec: no or unknown plan", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    AuthedCaller(caller): AuthedCaller,
+    headers: HeaderMap,
+    AppPath(name): AppPath<String>,
+    AppJson(body): AppJson<UpdateStoreBody>,
+) -> Result<Response, AppError> {
+    let opts = request_options(&headers)?;
+    let store = state
+        .provisioner
+        .update(&caller, &name, body.into(), opts)
+        .await?;
+    Ok(accepted(&store, false))
 }
 
 /// Retries a `Failed` store from its failed step.

@@ -404,6 +404,12 @@ impl Client {
             .await
     }
 
+    /// PATCH JSON.
+    pub async fn patch(&self, path: &str, body: Value) -> Answer {
+        self.send(self.request(reqwest::Method::PATCH, path).json(&body))
+            .await
+    }
+
     /// POST with no body.
     pub async fn post_empty(&self, path: &str) -> Answer {
         self.send(self.request(reqwest::Method::POST, path)).await

@@ -33,6 +33,7 @@ __all__ = [
     "InvalidSpecError",
     "ManagedExternallyError",
     "NotFoundError",
+    "PlanTooSmallError",
     "Provisioner",
     "QuotaExceededError",
     "RateLimitedError",
@@ -126,6 +127,10 @@ class CursorExpiredError(UrumiError):
 class ManagedExternallyError(UrumiError):
     """A Store object in Kubernetes manages this store: change or delete that object."""
 
+class PlanTooSmallError(UrumiError):
+    """The store uses more than the plan asked for allows (the message has the numbers);
+    nothing changed."""
+
 @final
 class Urls:
     """Where a store answers; each URL is ``None`` until known."""
@@ -155,7 +160,7 @@ class Store:
         """Its plan (``small``, ``medium``, ``large``)."""
     @property
     def status(self) -> str:
-        """``Pending``, ``Provisioning``, ``Ready``, ``Failed`` or ``Deleting``."""
+        """``Pending``, ``Provisioning``, ``Ready``, ``Updating``, ``Failed`` or ``Deleting``."""
     @property
     def step(self) -> str:
         """The step in progress, or the one that failed."""
@@ -370,6 +375,11 @@ class Provisioner:
         """Starts deleting a store (status ``Deleting``)."""
     async def retry(self, name: str, *, idempotency_key: Optional[str] = None) -> Store:
         """Provisions a ``Failed`` store again from the step that failed."""
+    async def update(
+        self, name: str, *, plan: str, idempotency_key: Optional[str] = None
+    ) -> Store:
+        """Changes a Ready store's plan (status ``Updating``, then ``Ready``); refused with
+        ``PlanTooSmallError`` when the store holds more than the new plan allows."""
     async def credentials(self, name: str) -> Credentials:
         """The store's admin login (audited)."""
     async def usage(self, name: str) -> dict[str, Any]:
@@ -464,6 +474,9 @@ class SyncProvisioner:
         """Starts deleting a store (status ``Deleting``)."""
     def retry(self, name: str, *, idempotency_key: Optional[str] = None) -> Store:
         """Provisions a ``Failed`` store again from the step that failed."""
+    def update(self, name: str, *, plan: str, idempotency_key: Optional[str] = None) -> Store:
+        """Changes a Ready store's plan (status ``Updating``, then ``Ready``); refused with
+        ``PlanTooSmallError`` when the store holds more than the new plan allows."""
     def credentials(self, name: str) -> Credentials:
         """The store's admin login (audited)."""
     def usage(self, name: str) -> dict[str, Any]:

@@ -86,6 +86,7 @@ pub async fn case_claim_next_takes_only_unleased_work(store: Arc<dyn StateStore>
         ("w-pending", Status::Pending),
         ("w-prov", Status::Provisioning),
         ("w-deleting", Status::Deleting),
+        ("w-updating", Status::Updating),
         ("w-ready", Status::Ready),
         ("w-failed", Status::Failed),
         ("w-held", Status::Pending),
@@ -105,7 +106,7 @@ pub async fn case_claim_next_takes_only_unleased_work(store: Arc<dyn StateStore>
     got.sort();
     assert_eq!(
         got,
-        ["w-deleting", "w-pending", "w-prov"],
+        ["w-deleting", "w-pending", "w-prov", "w-updating"],
         "only stores not at rest and not leased by someone else"
     );
     let again = store

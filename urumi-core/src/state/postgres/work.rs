@@ -133,7 +133,7 @@ impl PostgresStore {
         let rows = sqlx::query(concat!(
             "UPDATE stores SET lease_owner = $1, \
              lease_expires_at = clock_timestamp() + make_interval(secs => $2) WHERE name IN (\
-             SELECT name FROM stores WHERE status IN ('Pending', 'Provisioning', 'Deleting') \
+             SELECT name FROM stores WHERE status IN ('Pending', 'Provisioning', 'Updating', 'Deleting') \
              AND (lease_owner IS NULL OR lease_expires_at <= clock_timestamp()) \
              ORDER BY updated_at, name LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING ",
             store_cols!()

@@ -128,7 +128,7 @@ impl SqliteStore {
         let (_gate, mut tx) = self.write("claim_next").await?;
         let rows = sqlx::query(concat!(
             "UPDATE stores SET lease_owner = ?1, lease_expires_at = ?2 WHERE name IN (\
-             SELECT name FROM stores WHERE status IN ('Pending', 'Provisioning', 'Deleting') \
+             SELECT name FROM stores WHERE status IN ('Pending', 'Provisioning', 'Updating', 'Deleting') \
              AND (lease_owner IS NULL OR lease_expires_at <= ?3) \
              ORDER BY updated_at, name LIMIT ?4) RETURNING ",
             store_cols!()
