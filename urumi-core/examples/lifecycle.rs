@@ -4,11 +4,15 @@
 //! cargo run -p urumi-core --example lifecycle -- up   NAME --state sqlite://urumi.db [--plan small]
 //! cargo run -p urumi-core --example lifecycle -- down NAME --state sqlite://urumi.db
 //! cargo run -p urumi-core --example lifecycle -- verify NAME --state sqlite://urumi.db
+//! cargo run -p urumi-core --example lifecycle -- resize NAME --state sqlite://urumi.db --plan large
+//! cargo run -p urumi-core --example lifecycle -- usage NAME --state sqlite://urumi.db
 //! ```
 //! `up` creates the store if absent, follows it until Ready, prints it as JSON on stdout
 //! and exits 0 (1 if it failed). `down` deletes it and waits until nothing remains.
 //! `verify` places a cash-on-delivery test order on a Ready store through the Store API,
 //! prints the report (each step, its time, the order id) and exits 0 if the store sells.
+//! `resize` changes a Ready store's plan and follows it until Ready again (exit 1 if it
+//! failed or was refused); `usage` prints what the store uses of its plan.
 //! Progress goes to stderr. The cluster comes from `$KUBECONFIG` (or in-cluster), `helm`
 //! from `PATH`. Other flags: `--base-domain D`, `--lease-ttl SECS`, `--timeout SECS`,
 //! `--concurrency N`, and for least privilege (charts/urumi's service account)
@@ -45,10 +49,10 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let command = it
         .next()
-        .ok_or("usage: lifecycle up|down|verify NAME --state URL")?;
-    if !["up", "down", "verify"].contains(&command.as_str()) {
+        .ok_or("usage: lifecycle up|down|verify|resize|usage NAME --state URL")?;
+    if !["up", "down", "verify", "resize", "usage"].contains(&command.as_str()) {
         return Err(format!(
-            "unknown command {command:?}; expected up, down or verify"
+            "unknown command {command:?}; expected up, down, verify, resize or usage"
         ));
     }
     let name = it.next().ok_or("missing store NAME")?;
@@ -204,6 +208,42 @@ async fn run() -> Result<ExitCode, String> {
                 eprintln!("lifecycle: store {} did not become Ready: {e}", args.name);
                 ExitCode::FAILURE
             }
+        }
+    } else if args.command == "resize" {
+        let plan = args.plan.clone().ok_or("resize needs --plan")?;
+        let change = urumi_core::UpdateStore::plan(plan);
+        if let Err(e) = provisioner
+            .update(&caller, &args.name, change, RequestOptions::default())
+            .await
+        {
+            return Err(format!("resize refused ({}): {e}", e.kind()));
+        }
+        match provisioner
+            .wait(&caller, &args.name, Status::Ready, timeout)
+            .await
+        {
+            Ok(store) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&store).map_err(|e| e.to_string())?
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("lifecycle: store {} did not become Ready: {e}", args.name);
+                ExitCode::FAILURE
+            }
+        }
+    } else if args.command == "usage" {
+        match provisioner.usage(&caller, &args.name).await {
+            Ok(usage) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&usage).map_err(|e| e.to_string())?
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => return Err(format!("usage refused ({}): {e}", e.kind())),
         }
     } else if args.command == "verify" {
         match provisioner.verify(&caller, &args.name).await {
