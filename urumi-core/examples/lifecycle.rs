@@ -95,6 +95,28 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
+/// Waits until `name` is Ready and prints it as JSON: success, or failure (said on stderr).
+async fn ready_and_printed(
+    provisioner: &KubeProvisioner,
+    caller: &Caller,
+    name: &str,
+    timeout: Duration,
+) -> Result<ExitCode, String> {
+    match provisioner.wait(caller, name, Status::Ready, timeout).await {
+        Ok(store) => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&store).map_err(|e| e.to_string())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("lifecycle: store {name} did not become Ready: {e}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -193,22 +215,7 @@ async fn run() -> Result<ExitCode, String> {
             }
             Err(e) => return Err(format!("create refused ({}): {e}", e.kind())),
         }
-        match provisioner
-            .wait(&caller, &args.name, Status::Ready, timeout)
-            .await
-        {
-            Ok(store) => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&store).map_err(|e| e.to_string())?
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("lifecycle: store {} did not become Ready: {e}", args.name);
-                ExitCode::FAILURE
-            }
-        }
+        ready_and_printed(&provisioner, &caller, &args.name, timeout).await?
     } else if args.command == "resize" {
         let plan = args.plan.clone().ok_or("resize needs --plan")?;
         let change = urumi_core::UpdateStore::plan(plan);
@@ -218,22 +225,7 @@ async fn run() -> Result<ExitCode, String> {
         {
             return Err(format!("resize refused ({}): {e}", e.kind()));
         }
-        match provisioner
-            .wait(&caller, &args.name, Status::Ready, timeout)
-            .await
-        {
-            Ok(store) => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&store).map_err(|e| e.to_string())?
-                );
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("lifecycle: store {} did not become Ready: {e}", args.name);
-                ExitCode::FAILURE
-            }
-        }
+        ready_and_printed(&provisioner, &caller, &args.name, timeout).await?
     } else if args.command == "usage" {
         match provisioner.usage(&caller, &args.name).await {
             Ok(usage) => {

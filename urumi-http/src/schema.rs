@@ -60,18 +60,8 @@ struct UpdateStoreFields {
 
 impl<'de> Deserialize<'de> for UpdateStoreBody {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectOnly;
-        impl<'de> Visitor<'de> for ObjectOnly {
-            type Value = UpdateStoreBody;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                let f = UpdateStoreFields::deserialize(MapAccessDeserializer::new(map))?;
-                Ok(UpdateStoreBody { plan: f.plan })
-            }
-        }
-        deserializer.deserialize_map(ObjectOnly)
+        let f: UpdateStoreFields = object_only(deserializer)?;
+        Ok(UpdateStoreBody { plan: f.plan })
     }
 }
 
@@ -129,24 +119,32 @@ struct CreateStoreFields {
 
 impl<'de> Deserialize<'de> for CreateStoreBody {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectOnly;
-        impl<'de> Visitor<'de> for ObjectOnly {
-            type Value = CreateStoreBody;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                let f = CreateStoreFields::deserialize(MapAccessDeserializer::new(map))?;
-                Ok(CreateStoreBody {
-                    name: f.name,
-                    engine: f.engine,
-                    plan: f.plan,
-                    tenant: f.tenant,
-                })
-            }
-        }
-        deserializer.deserialize_map(ObjectOnly)
+        let f: CreateStoreFields = object_only(deserializer)?;
+        Ok(CreateStoreBody {
+            name: f.name,
+            engine: f.engine,
+            plan: f.plan,
+            tenant: f.tenant,
+        })
     }
+}
+
+/// `F` from a JSON object only: serde's derived `Deserialize` would also take a struct's
+/// fields as an array, which no client means.
+fn object_only<'de, D: Deserializer<'de>, F: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<F, D::Error> {
+    struct ObjectOnly<F>(std::marker::PhantomData<F>);
+    impl<'de, F: Deserialize<'de>> Visitor<'de> for ObjectOnly<F> {
+        type Value = F;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<F, A::Error> {
+            F::deserialize(MapAccessDeserializer::new(map))
+        }
+    }
+    deserializer.deserialize_map(ObjectOnly(std::marker::PhantomData))
 }
 
 impl From<CreateStoreBody> for urumi_core::CreateStore {
