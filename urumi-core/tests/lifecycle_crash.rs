@@ -11,6 +11,9 @@
 //!     or the example alone, leaving its helm orphaned and running)
 //!  lifecycle up NAME … ──▶ exit 0, Ready ──▶ one namespace, `helm list` one row, deployed
 //!  lifecycle down NAME … ──▶ nothing remains
+//!
+//!  lifecycle resize NAME --plan large … ──"[NAME] Updating release"──▶ kill -9 (group)
+//!  lifecycle resize NAME --plan large … ──▶ Ready on large, quota settled, one deployed release
 //! ```
 //!
 //! SQLite has one owner process: the restarted one takes the store back at once (Ready
@@ -329,4 +332,123 @@ async fn a_second_process_on_the_same_sqlite_file_is_refused() {
     // Once its owner is gone (closed or dead), the file is free.
     let again = urumi_core::state::SqliteStore::open(&path).await;
     assert!(again.is_ok(), "{again:?}");
+}
+
+/// A plan change killed with SIGKILL (the whole process group, its helm included) while
+/// its release step runs, then asked for again by a new process: the store ends Ready on
+/// the new plan, its quota settled to it, one deployed release, no `pending-*`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_change_killed_in_its_release_step_then_restarted_ends_on_the_new_plan() {
+    let bin = lifecycle_binary();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let state_url = format!("sqlite://{}", dir.path().join("urumi.db").display());
+    let name = unique("lc-kill-plan");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    let ns = namespace_of(&name);
+    let out = up(&bin, &name, &state_url, SQLITE_LEASE_SECS)
+        .output()
+        .await
+        .expect("run lifecycle up");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resize = |bin: &PathBuf| {
+        let mut cmd = Command::new(bin);
+        cmd.args(["resize", &name, "--plan", "large", "--state", &state_url])
+            .args([
+                "--lease-ttl",
+                &SQLITE_LEASE_SECS.to_string(),
+                "--timeout",
+                "240",
+            ])
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    };
+
+    let mut child = resize(&bin)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("start lifecycle resize");
+    let pid = child.id().expect("pid");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let marker = format!("[{name}] Updating release");
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(READY_TIMEOUT, async {
+        while let Some(line) = lines.next_line().await.expect("read stderr") {
+            let hit = line.starts_with(&marker);
+            seen.push(line);
+            if hit {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(found, "never saw {marker:?}; stderr:\n{}", seen.join("\n"));
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    child.wait().await.expect("wait for the killed process");
+    let record = urumi_core::state::open(&state_url)
+        .await
+        .expect("open the state file")
+        .get(&StoreName::new(name.clone()).expect("name"))
+        .await
+        .expect("the record survived");
+    assert_eq!(record.status, Status::Updating, "{record:?}");
+
+    let started = std::time::Instant::now();
+    let out = tokio::time::timeout(Duration::from_secs(300), resize(&bin).output())
+        .await
+        .expect("the restarted process finishes")
+        .expect("run lifecycle resize again");
+    assert!(
+        out.status.success(),
+        "restarted resize exited {:?}; stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the store as JSON");
+    assert_eq!(
+        (&store["status"], &store["plan"]),
+        (&serde_json::json!("Ready"), &serde_json::json!("large")),
+        "{store}"
+    );
+    report_count(&format!(
+        "crash: kill -9 in a plan change's release step: restart → Ready on the new plan in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    let releases = helm_list(&ns).await;
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    assert_eq!(releases[0].status, "deployed", "{releases:?}");
+    let client = kube_client().await;
+    let quota = kube::Api::<k8s_openapi::api::core::v1::ResourceQuota>::namespaced(client, &ns)
+        .get("urumi-quota")
+        .await
+        .expect("quota");
+    let pods = quota.spec.and_then(|s| s.hard).expect("hard")["pods"]
+        .0
+        .clone();
+    assert_eq!(pods, "40", "the quota settled to the large plan");
+    let out = Command::new(&bin)
+        .args(["down", &name, "--state", &state_url])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run lifecycle down");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
