@@ -19,7 +19,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use support::{READY_TIMEOUT, Server, releases_in, unique};
 
 /// One operator on the cluster at a time.
@@ -291,6 +291,58 @@ async fn an_applied_store_goes_ready_shows_its_url_and_its_deletion_leaves_nothi
         a.json["detail"].as_str().unwrap_or("").contains(&manager),
         "{}",
         a.json
+    );
+    let a = acme
+        .patch(&format!("/api/v1/stores/{name}"), json!({"plan": "large"}))
+        .await;
+    a.assert_problem(409, "managed_externally");
+
+    // Editing spec.plan changes the store's plan: Ready on medium, PlanApplied True.
+    let start = Instant::now();
+    let out = ns.apply(&name, Some("medium"));
+    assert!(out.ok, "apply medium: {}", out.stderr);
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let obj = ns.object(&name).expect("the object");
+        let applied = obj["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                c["type"] == "PlanApplied" && c["status"] == "True" && c["observedGeneration"] == 2
+            });
+        if applied && obj["status"]["phase"] == "Ready" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "plan not applied: {}",
+            obj["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    println!(
+        "operator: spec.plan small → medium → PlanApplied: {:.1} s",
+        start.elapsed().as_secs_f64()
+    );
+    let a = acme.get(&format!("/api/v1/stores/{name}")).await;
+    assert_eq!(
+        (&a.json["plan"], &a.json["status"]),
+        (&json!("medium"), &json!("Ready"))
+    );
+    let out = kubectl(&[
+        "get",
+        "resourcequota",
+        "urumi-quota",
+        "-n",
+        &format!("store-{name}"),
+        "-o",
+        "jsonpath={.spec.hard.pods}",
+    ]);
+    assert_eq!(
+        out.stdout, "20",
+        "the quota follows the plan: {}",
+        out.stderr
     );
 
     let start = Instant::now();

@@ -9,6 +9,8 @@
 //!    finalizer urumi.dev/store (added before anything is created)
 //!    Apply:   get shop1 ── absent ─▶ Provisioner::create(tenant T, idempotency key = the UID,
 //!                                     managedBy "Store ns/shop1")
+//!             ── present, Ready, spec.plan ≠ its plan ─▶ Provisioner::update(plan, managedBy);
+//!                a refusal (plan_too_small) is a Warning Event; tried again each resync
 //!             ── status by server-side apply (field manager urumi), only when it changed,
 //!                and an Event when the phase or step moved
 //!    Cleanup: Provisioner::delete(managedBy) ─▶ wait_deleted ─▶ finalizer removed
@@ -42,7 +44,7 @@ pub use crd::{
 };
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::provisioner::{Caller, CreateStore, Provisioner, RequestOptions};
+use crate::provisioner::{Caller, CreateStore, Provisioner, RequestOptions, UpdateStore};
 use crate::store::{Status, Store, TenantId};
 
 /// The namespace label naming the tenant its `Store` objects belong to.
@@ -279,6 +281,7 @@ impl Operator {
         let admin = Caller::admin(manager.clone(), tenant.clone());
         match self.provisioner.get(&admin, &name).await {
             Ok(store) if store.managed_by.as_deref() == Some(manager.as_str()) => {
+                let store = self.change_plan(&obj, &admin, store, manager).await?;
                 self.report(&obj, &store).await?;
                 Ok(Action::requeue(RESYNC))
             }
@@ -315,6 +318,37 @@ impl Operator {
                 }
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// Asks for the object's plan when the Ready store runs another one. A refusal
+    /// (`plan_too_small`, …) becomes a Warning Event and the store stays as it is; the
+    /// next resync asks again (the store may have shrunk meanwhile).
+    async fn change_plan(
+        &self,
+        obj: &StoreResource,
+        admin: &Caller,
+        store: Store,
+        manager: String,
+    ) -> Result<Store> {
+        let wanted = obj.spec.plan.as_deref().unwrap_or("small");
+        if wanted == store.plan.as_str() || store.status != Status::Ready {
+            return Ok(store);
+        }
+        let opts = RequestOptions::default().managed_by(manager);
+        let change = UpdateStore::plan(wanted);
+        match self
+            .provisioner
+            .update(admin, store.name.as_str(), change, opts)
+            .await
+        {
+            Ok(updated) => Ok(updated),
+            Err(e) if e.is_retryable() => Err(e),
+            Err(e) => {
+                let reason = camel(e.kind().as_str());
+                self.publish(obj, true, &reason, e.tenant_message()).await;
+                Ok(store)
+            }
         }
     }
 
@@ -532,21 +566,32 @@ pub fn status_of(obj: &StoreResource, store: &Store) -> StoreResourceStatus {
             },
         ),
     ];
-    let plan_applied = wanted_plan == store.plan.as_str();
+    let updating = store.status == Status::Updating;
+    let plan_applied = wanted_plan == store.plan.as_str() && !updating;
+    let (reason, message) = if plan_applied {
+        ("Applied", format!("the store runs plan {}", store.plan))
+    } else if updating {
+        (
+            "Applying",
+            format!("changing the store's plan to {}", store.plan),
+        )
+    } else {
+        (
+            "NotApplied",
+            format!(
+                "the store stays on plan {} (asked: {wanted_plan}); the Store's Warning \
+                 Events say why",
+                store.plan
+            ),
+        )
+    };
     conditions.push(condition(
         old,
         generation,
         "PlanApplied",
         plan_applied,
-        if plan_applied { "Applied" } else { "NotSupported" },
-        &if plan_applied {
-            format!("the store runs plan {}", store.plan)
-        } else {
-            format!(
-                "plan changes are not applied yet: the store stays on plan {} (asked: {wanted_plan})",
-                store.plan
-            )
-        },
+        reason,
+        &message,
     ));
     let urls = (store.urls.storefront.is_some() || store.urls.admin.is_some()).then(|| {
         StoreResourceUrls {
