@@ -345,6 +345,45 @@ async fn an_applied_store_goes_ready_shows_its_url_and_its_deletion_leaves_nothi
         out.stderr
     );
 
+    // A claim of 15Gi fits medium's 20Gi but not small's 10Gi: spec.plan small is refused
+    // (a Warning Event with the numbers, PlanApplied False) and the store stays on medium.
+    let claim = format!(
+        "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {{name: media, namespace: store-{name}}}\n\
+         spec: {{accessModes: [ReadWriteOnce], storageClassName: urumi-test-unbound, \
+         resources: {{requests: {{storage: 15Gi}}}}}}\n"
+    );
+    let out = kubectl_in(&["apply", "-f", "-"], Some(&claim));
+    assert!(out.ok, "claim: {}", out.stderr);
+    let out = ns.apply(&name, Some("small"));
+    assert!(out.ok, "apply small: {}", out.stderr);
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        let refused = ns.event_reasons(&name).iter().any(|r| r == "PlanTooSmall");
+        let obj = ns.object(&name).expect("the object");
+        let not_applied = obj["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|c| {
+                c["type"] == "PlanApplied" && c["status"] == "False" && c["observedGeneration"] == 3
+            });
+        if refused && not_applied {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no refusal: {} {:?}",
+            obj["status"],
+            ns.event_reasons(&name)
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let a = acme.get(&format!("/api/v1/stores/{name}")).await;
+    assert_eq!(
+        (&a.json["plan"], &a.json["status"]),
+        (&json!("medium"), &json!("Ready"))
+    );
+
     let start = Instant::now();
     let out = kubectl(&["delete", "store", &name, "-n", &ns.name, "--timeout=240s"]);
     assert!(out.ok, "delete: {}", out.stderr);
