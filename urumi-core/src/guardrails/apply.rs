@@ -359,3 +359,62 @@ impl Guardrails {
         &self.client
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::api::core::v1::ResourceQuotaSpec;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+    use super::*;
+
+    fn quota(hard: &[(&str, &str)]) -> ResourceQuota {
+        let hard: BTreeMap<String, Quantity> = hard
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Quantity((*v).to_owned())))
+            .collect();
+        ResourceQuota {
+            spec: Some(ResourceQuotaSpec {
+                hard: Some(hard),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn hard(q: &ResourceQuota) -> Vec<(String, String)> {
+        q.spec
+            .as_ref()
+            .and_then(|s| s.hard.as_ref())
+            .map(|h| h.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn keeps_each_larger_applied_value_and_takes_the_plans_otherwise() {
+        // A downsize in progress: large applied, small wanted — every value stays large;
+        // a resource the old quota lacked comes from the plan; units compare by value.
+        let mut wanted = quota(&[
+            ("requests.cpu", "1"),
+            ("requests.memory", "1Gi"),
+            ("pods", "10"),
+            ("limits.ephemeral-storage", "4Gi"),
+        ]);
+        let applied = quota(&[
+            ("requests.cpu", "4000m"),
+            ("requests.memory", "512Mi"),
+            ("pods", "40"),
+        ]);
+        keep_larger(&mut wanted, &applied);
+        assert_eq!(
+            hard(&wanted),
+            [
+                ("limits.ephemeral-storage".to_owned(), "4Gi".to_owned()),
+                ("pods".to_owned(), "40".to_owned()),
+                ("requests.cpu".to_owned(), "4000m".to_owned()),
+                ("requests.memory".to_owned(), "1Gi".to_owned()),
+            ]
+        );
+    }
+}
