@@ -78,6 +78,43 @@ fn up(bin: &PathBuf, name: &str, state: &str, lease_secs: u64) -> Command {
     cmd
 }
 
+/// Starts `cmd` in a process group of its own and reads its stderr until a line starts
+/// with `marker` (failing the test, with what it printed, if none does in time). Returns
+/// the child, its pid (the group's id) and its stderr, which the caller keeps open so that
+/// the child's progress lines still have somewhere to go.
+async fn started_until(
+    mut cmd: Command,
+    marker: &str,
+) -> (
+    tokio::process::Child,
+    u32,
+    tokio::io::Lines<BufReader<tokio::process::ChildStderr>>,
+) {
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("start the lifecycle example");
+    let pid = child.id().expect("pid");
+    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
+    let mut seen = Vec::new();
+    let found = tokio::time::timeout(READY_TIMEOUT, async {
+        while let Some(line) = lines.next_line().await.expect("read stderr") {
+            let hit = line.starts_with(marker);
+            seen.push(line);
+            if hit {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    assert!(found, "never saw {marker:?}; stderr:\n{}", seen.join("\n"));
+    (child, pid, lines)
+}
+
 /// When to kill, once the progress shows the step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum When {
@@ -114,29 +151,9 @@ async fn killed_at_then_restarted(at: Step, when: When, state: State, orphan_hel
     cleanup.add(&name);
 
     // 1. Start, and kill at the step.
-    let mut child = up(&bin, &name, &state_url, lease_secs)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .expect("start lifecycle up");
-    let pid = child.id().expect("pid");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let marker = format!("[{name}] Provisioning {}", at.as_str());
-    let mut seen = Vec::new();
-    let found = tokio::time::timeout(READY_TIMEOUT, async {
-        while let Some(line) = lines.next_line().await.expect("read stderr") {
-            let hit = line.starts_with(&marker);
-            seen.push(line);
-            if hit {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
-    assert!(found, "never saw {marker:?}; stderr:\n{}", seen.join("\n"));
+    let (mut child, pid, _stderr) =
+        started_until(up(&bin, &name, &state_url, lease_secs), &marker).await;
     if when == When::HelmStarted {
         let ns = namespace_of(&name);
         tokio::time::timeout(Duration::from_secs(60), async {
@@ -369,29 +386,8 @@ async fn a_plan_change_killed_in_its_release_step_then_restarted_ends_on_the_new
         cmd
     };
 
-    let mut child = resize(&bin)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .expect("start lifecycle resize");
-    let pid = child.id().expect("pid");
-    let mut lines = BufReader::new(child.stderr.take().expect("stderr")).lines();
     let marker = format!("[{name}] Updating release");
-    let mut seen = Vec::new();
-    let found = tokio::time::timeout(READY_TIMEOUT, async {
-        while let Some(line) = lines.next_line().await.expect("read stderr") {
-            let hit = line.starts_with(&marker);
-            seen.push(line);
-            if hit {
-                return true;
-            }
-        }
-        false
-    })
-    .await
-    .unwrap_or(false);
-    assert!(found, "never saw {marker:?}; stderr:\n{}", seen.join("\n"));
+    let (mut child, pid, _stderr) = started_until(resize(&bin), &marker).await;
     let killed = std::process::Command::new("kill")
         .args(["-KILL", "--", &format!("-{pid}")])
         .status()
