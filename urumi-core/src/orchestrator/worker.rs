@@ -292,11 +292,7 @@ async fn provision(
                 tracing::warn!(store = %store.name, step = step.as_str(), error = %e, "step failed; the store is Failed");
                 let reason = failure_reason(step, &e);
                 audit(shared, &store, &action, Outcome::Failure, reason.clone()).await;
-                store.status = Status::Failed;
-                store.message = reason.clone();
-                persist(shared, &mut store).await?;
-                audit(shared, &store, "store.failed", Outcome::Failure, reason).await;
-                return Ok(());
+                return fail(shared, &mut store, reason).await;
             }
         }
     }
@@ -346,13 +342,8 @@ async fn finish_update(
     .await?;
     if let Err(e) = result {
         tracing::warn!(store = %store.name, error = %e, "settling the quota failed; the store is Failed");
-        let reason = failure_reason(Step::Guardrails, &e);
         store.step = Step::Guardrails;
-        store.status = Status::Failed;
-        store.message = reason.clone();
-        persist(shared, &mut store).await?;
-        audit(shared, &store, "store.failed", Outcome::Failure, reason).await;
-        return Ok(());
+        return fail(shared, &mut store, failure_reason(Step::Guardrails, &e)).await;
     }
     store.status = Status::Ready;
     store.step = Step::Done;
@@ -360,6 +351,16 @@ async fn finish_update(
     persist(shared, &mut store).await?;
     let detail = format!("plan {} in effect", store.plan);
     audit(shared, &store, "store.ready", Outcome::Success, detail).await;
+    Ok(())
+}
+
+/// The store stops as `Failed` with `reason` (its step kept, for retry): saved, then
+/// audited as `store.failed`.
+async fn fail(shared: &Shared, store: &mut Store, reason: String) -> std::result::Result<(), Stop> {
+    store.status = Status::Failed;
+    store.message = reason.clone();
+    persist(shared, store).await?;
+    audit(shared, store, "store.failed", Outcome::Failure, reason).await;
     Ok(())
 }
 
