@@ -23,6 +23,9 @@ const $ = (tag, attrs = {}, ...children) => {
   return el;
 };
 
+// The plan names (the core's Plan; their sizes are configured and listed by /api/v1/plans).
+const PLANS = ['small', 'medium', 'large'];
+
 function key() { return sessionStorage.getItem(KEY); }
 
 async function api(method, path, body, headers = {}) {
@@ -193,7 +196,7 @@ function renderLogin() {
 function createForm() {
   const name = $('input', { name: 'name', required: true, placeholder: 'shop1', 'data-testid': 'create-name', autocapitalize: 'off' });
   const plan = $('select', { name: 'plan', 'data-testid': 'create-plan' },
-    ['small', 'medium', 'large'].map(p => $('option', { value: p, text: p })));
+    PLANS.map(p => $('option', { value: p, text: p })));
   const engine = $('select', { name: 'engine' }, $('option', { value: 'woocommerce', text: 'woocommerce' }));
   const nameErr = $('div', { class: 'field-error', 'data-testid': 'name-error' });
   const formErr = $('div', { class: 'error', role: 'alert', 'data-testid': 'create-error' });
@@ -264,7 +267,7 @@ function storeActions(s) {
   }, 'verify'));
   if (s.status === 'Ready' && !s.managedBy) {
     const choice = $('select', { 'data-testid': 'plan-choice', 'aria-label': 'New plan' },
-      ['small', 'medium', 'large'].map(p => $('option', { value: p, text: p, selected: p === s.plan })));
+      PLANS.map(p => $('option', { value: p, text: p, selected: p === s.plan })));
     buttons.push(choice, act('Change plan', 'secondary', async () => {
       if (choice.value === s.plan) return;
       const r = await api('PATCH', '/api/v1/stores/' + s.name, { plan: choice.value }, { 'Idempotency-Key': 'plan-' + s.name + '-' + s.version + '-' + choice.value });
