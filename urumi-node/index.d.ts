@@ -22,7 +22,7 @@ export type {
 }
 
 /** Where a store stands. */
-export type Status = 'Pending' | 'Provisioning' | 'Ready' | 'Updating' | 'Failed' | 'Deleting'
+export type Status = 'Pending' | 'Provisioning' | 'Ready' | 'Updating' | 'Degraded' | 'Failed' | 'Deleting'
 
 /** The provisioning step in progress, or the one that failed. */
 export type Step = 'namespace' | 'guardrails' | 'credentials' | 'release' | 'readiness' | 'done'
@@ -61,6 +61,8 @@ export interface Store {
   version: number
   /** The Kubernetes object managing the store (`Store <namespace>/<name>`, operator mode); absent otherwise. */
   managedBy?: string
+  /** Suspended: no pod runs and no Ingress exists; volumes and credentials are kept. */
+  suspended: boolean
 }
 
 /** One page of a list, newest first. */
@@ -258,6 +260,14 @@ export declare class Provisioner {
   update(name: string, change: { plan: string }, options?: RequestOpts): Promise<Store>
   /** Provisions a `Failed` store again. Rejects with `not_found`, `conflict`. */
   retry(name: string, options?: RequestOpts): Promise<Store>
+  /**
+   * Stops a Ready store: `Updating`, then `Ready` with `suspended: true` (no pod, no
+   * Ingress; volumes and credentials kept). Already suspended: unchanged. Rejects with
+   * `not_found`, `conflict` (not Ready), `managed_externally`.
+   */
+  suspend(name: string, options?: RequestOpts): Promise<Store>
+  /** Starts a suspended store again on the same volumes and credentials. Rejects as `suspend`. */
+  resume(name: string, options?: RequestOpts): Promise<Store>
   /** The store's admin login (audited). Rejects with `not_found`. */
   credentials(name: string): Promise<StoreCredentials>
   /**

@@ -102,6 +102,14 @@ class Provisioner {
     return call(() => this.#native.retry(name, options))
   }
 
+  suspend(name, options) {
+    return call(() => this.#native.suspend(name, options))
+  }
+
+  resume(name, options) {
+    return call(() => this.#native.resume(name, options))
+  }
+
   credentials(name) {
     return call(() => this.#native.credentials(name))
   }

@@ -73,6 +73,17 @@ export declare class NativeProvisioner {
    */
   retry(name: string, opts?: RequestOpts | undefined | null): Promise<unknown>
   /**
+   * Stops a Ready store: `Updating`, then `Ready` with `suspended: true` (no pod, no
+   * Ingress; volumes and credentials kept). Already suspended: unchanged.
+   * Rejects with `not_found`, `conflict` (not Ready), `managed_externally`.
+   */
+  suspend(name: string, opts?: RequestOpts | undefined | null): Promise<unknown>
+  /**
+   * Starts a suspended store again on the same volumes and credentials: `Updating`,
+   * then `Ready` with `suspended: false`. Not suspended: unchanged. Rejects as `suspend`.
+   */
+  resume(name: string, opts?: RequestOpts | undefined | null): Promise<unknown>
+  /**
    * The store's admin login `{ adminUrl, username, password }`, read from its Secret;
    * each read is audited. Rejects with `not_found`.
    */
@@ -144,7 +155,7 @@ export declare function errorCodes(): Array<string>
 export interface ListOptions {
   /**
    * Only stores with this status (`Pending`, `Provisioning`, `Ready`, `Updating`,
-   * `Failed`, `Deleting`).
+   * `Degraded`, `Failed`, `Deleting`).
    */
   status?: string
   /** Only this tenant's stores (a tenant handle always sees only its own). */

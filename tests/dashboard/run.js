@@ -117,6 +117,17 @@ test('create → Ready → admin login → delete', async () => {
   await page.waitForSelector('[data-view=store] dd:text("medium · woocommerce")', { timeout: 10000 });
   await page.waitForSelector('[data-view=store] h1 [data-testid=status]:text("Ready")', { timeout: 60000 });
   await page.waitForSelector('[data-testid=usage] tr[data-resource=pods] [role=meter][aria-valuemax="20"]', { timeout: 15000 });
+  // Suspend (confirmed) → Ready and marked suspended, no Verify button; Resume → serving again.
+  page.once('dialog', d => d.accept());
+  await page.click('[data-testid=suspend]');
+  await page.waitForSelector('[data-view=store] h1 [data-testid=suspended]', { timeout: 10000 });
+  await page.waitForSelector('[data-view=store] h1 [data-testid=status]:text("Ready")', { timeout: 60000 });
+  await page.waitForSelector('[data-testid=message]:text-matches("^suspended")', { timeout: 10000 });
+  if (await page.$('[data-testid=verify]')) throw new Error('a suspended store offers Verify checkout');
+  await page.click('[data-testid=resume]');
+  await page.waitForSelector('[data-view=store] h1 [data-testid=status]:text("Updating")', { timeout: 10000 });
+  await page.waitForSelector('[data-view=store] h1 [data-testid=status]:text("Ready")', { timeout: 60000 });
+  if (await page.$('[data-view=store] h1 [data-testid=suspended]')) throw new Error('still marked suspended after Resume');
   page.once('dialog', d => d.accept());
   await page.click('[data-testid=delete]');
   await page.waitForSelector('[data-view=store] h1 [data-testid=status]:text("Deleting")', { timeout: 10000 });

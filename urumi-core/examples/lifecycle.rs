@@ -6,13 +6,17 @@
 //! cargo run -p urumi-core --example lifecycle -- verify NAME --state sqlite://urumi.db
 //! cargo run -p urumi-core --example lifecycle -- resize NAME --state sqlite://urumi.db --plan large
 //! cargo run -p urumi-core --example lifecycle -- usage NAME --state sqlite://urumi.db
+//! cargo run -p urumi-core --example lifecycle -- suspend NAME --state sqlite://urumi.db
+//! cargo run -p urumi-core --example lifecycle -- resume NAME --state sqlite://urumi.db
 //! ```
 //! `up` creates the store if absent, follows it until Ready, prints it as JSON on stdout
 //! and exits 0 (1 if it failed). `down` deletes it and waits until nothing remains.
 //! `verify` places a cash-on-delivery test order on a Ready store through the Store API,
 //! prints the report (each step, its time, the order id) and exits 0 if the store sells.
 //! `resize` changes a Ready store's plan and follows it until Ready again (exit 1 if it
-//! failed or was refused); `usage` prints what the store uses of its plan.
+//! failed or was refused); `usage` prints what the store uses of its plan. `suspend` stops
+//! a Ready store (no pod, no Ingress; volumes and credentials kept) and `resume` starts it
+//! again; both follow it until Ready and print it.
 //! Progress goes to stderr. The cluster comes from `$KUBECONFIG` (or in-cluster), `helm`
 //! from `PATH`. Other flags: `--base-domain D`, `--lease-ttl SECS`, `--timeout SECS`,
 //! `--concurrency N`, and for least privilege (charts/urumi's service account)
@@ -49,10 +53,12 @@ fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
     let command = it
         .next()
-        .ok_or("usage: lifecycle up|down|verify|resize|usage NAME --state URL")?;
-    if !["up", "down", "verify", "resize", "usage"].contains(&command.as_str()) {
+        .ok_or("usage: lifecycle up|down|verify|resize|usage|suspend|resume NAME --state URL")?;
+    const COMMANDS: [&str; 7] = ["up", "down", "verify", "resize", "usage", "suspend", "resume"];
+    if !COMMANDS.contains(&command.as_str()) {
         return Err(format!(
-            "unknown command {command:?}; expected up, down, verify, resize or usage"
+            "unknown command {command:?}; expected one of {}",
+            COMMANDS.join(", ")
         ));
     }
     let name = it.next().ok_or("missing store NAME")?;
@@ -224,6 +230,17 @@ async fn run() -> Result<ExitCode, String> {
             .await
         {
             return Err(format!("resize refused ({}): {e}", e.kind()));
+        }
+        ready_and_printed(&provisioner, &caller, &args.name, timeout).await?
+    } else if args.command == "suspend" || args.command == "resume" {
+        let opts = RequestOptions::default();
+        let asked = if args.command == "suspend" {
+            provisioner.suspend(&caller, &args.name, opts).await
+        } else {
+            provisioner.resume(&caller, &args.name, opts).await
+        };
+        if let Err(e) = asked {
+            return Err(format!("{} refused ({}): {e}", args.command, e.kind()));
         }
         ready_and_printed(&provisioner, &caller, &args.name, timeout).await?
     } else if args.command == "usage" {

@@ -1509,3 +1509,301 @@ async fn a_plan_change_resizes_quota_and_release_and_a_downsize_below_use_change
     );
     p.shutdown().await;
 }
+
+/// The store's claims and the volumes bound to them, `claim → volume`.
+async fn claims_and_volumes(client: &Client, name: &str) -> BTreeMap<String, String> {
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    Api::<PersistentVolumeClaim>::namespaced(client.clone(), &namespace_of(name))
+        .list(&ListParams::default())
+        .await
+        .expect("list claims")
+        .items
+        .into_iter()
+        .filter_map(|c| {
+            let claim = c.metadata.name?;
+            Some((claim, c.spec?.volume_name.unwrap_or_default()))
+        })
+        .collect()
+}
+
+/// The names of the pods in the store's namespace (terminating ones included).
+async fn pod_names(client: &Client, name: &str) -> Vec<String> {
+    use k8s_openapi::api::core::v1::Pod;
+    Api::<Pod>::namespaced(client.clone(), &namespace_of(name))
+        .list(&ListParams::default())
+        .await
+        .expect("list pods")
+        .items
+        .into_iter()
+        .filter_map(|p| p.metadata.name)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_store_runs_no_pod_keeps_its_volumes_through_resync_and_restart_and_resumes_on_them()
+ {
+    use k8s_openapi::api::networking::v1::Ingress;
+    let client = kube_client().await;
+    let (state, _dir) = sqlite_state().await;
+    let mut settings = fast_settings();
+    // Drift repair every 2 s: it must leave a suspended store stopped.
+    settings.orchestrator.resync_interval = Duration::from_secs(2);
+    let p = provisioner(state.clone(), settings.clone()).await;
+    let name = unique("lc-suspend");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    let ns = namespace_of(&name);
+    let ingresses = Api::<Ingress>::namespaced(client.clone(), &ns);
+    create(&p, &name, Plan::Small).await;
+    let ready = wait_ready(&p, &name).await;
+    let volumes = claims_and_volumes(&client, &name).await;
+    assert_eq!(volumes.len(), 2, "two claims: {volumes:?}");
+    assert!(
+        volumes.values().all(|v| !v.is_empty()),
+        "bound: {volumes:?}"
+    );
+    let secret = secret_values(&credentials_secret(&client, &name).await.expect("secret"));
+    assert!(!pod_names(&client, &name).await.is_empty());
+    assert_eq!(
+        ingresses
+            .list(&ListParams::default())
+            .await
+            .expect("ingresses")
+            .items
+            .len(),
+        1
+    );
+
+    let started = std::time::Instant::now();
+    let suspending = p
+        .suspend(
+            &admin(),
+            &name,
+            RequestOptions::idempotency_key("suspend-1"),
+        )
+        .await
+        .expect("suspend");
+    assert_eq!(
+        (suspending.status, suspending.suspended),
+        (Status::Updating, true)
+    );
+    let suspended = wait_ready(&p, &name).await;
+    let suspend_secs = started.elapsed().as_secs_f64();
+    assert!(suspended.suspended, "{suspended:?}");
+    assert_eq!(suspended.ready_at, ready.ready_at, "readyAt is kept");
+    assert!(
+        suspended.message.starts_with("suspended"),
+        "{}",
+        suspended.message
+    );
+    // Idempotent: again (and the same key replayed) changes nothing.
+    let again = p
+        .suspend(&admin(), &name, RequestOptions::default())
+        .await
+        .expect("suspend again");
+    assert_eq!(again.version, suspended.version);
+    let replay = p
+        .suspend(
+            &admin(),
+            &name,
+            RequestOptions::idempotency_key("suspend-1"),
+        )
+        .await
+        .expect("replayed key");
+    assert_eq!(replay.name, suspended.name);
+    // No pod left (the readiness waited for the workloads' replicas to reach zero; the
+    // pods' own deletion follows within moments), no Ingress, the same claims and volumes.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !pod_names(&client, &name).await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pods still there 30 s after suspend: {:?}",
+            pod_names(&client, &name).await
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        ingresses
+            .list(&ListParams::default())
+            .await
+            .expect("ingresses")
+            .items
+            .is_empty()
+    );
+    assert_eq!(claims_and_volumes(&client, &name).await, volumes);
+    let err = p
+        .verify(&admin(), &name)
+        .await
+        .expect_err("verify a suspended store");
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+
+    // A restart (a new provisioner on the same state) and three drift-repair rounds later it
+    // is still suspended and still runs nothing.
+    p.shutdown().await;
+    drop(p);
+    let p = provisioner(state, settings).await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let after = p.get(&admin(), &name).await.expect("get");
+    assert_eq!((after.status, after.suspended), (Status::Ready, true));
+    assert!(
+        pod_names(&client, &name).await.is_empty(),
+        "resync started it again"
+    );
+    let releases = helm_list(&ns).await;
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    assert_eq!(releases[0].status, "deployed", "{releases:?}");
+
+    let started = std::time::Instant::now();
+    let resuming = p
+        .resume(&admin(), &name, RequestOptions::default())
+        .await
+        .expect("resume");
+    assert_eq!(
+        (resuming.status, resuming.suspended),
+        (Status::Updating, false)
+    );
+    let resumed = wait_ready(&p, &name).await;
+    let resume_secs = started.elapsed().as_secs_f64();
+    assert!(!resumed.suspended);
+    assert!(
+        resumed.message.starts_with("ready on plan"),
+        "{}",
+        resumed.message
+    );
+    assert_eq!(
+        claims_and_volumes(&client, &name).await,
+        volumes,
+        "the same volumes"
+    );
+    // Compared, never printed: a failure must not show the passwords.
+    let same_secret =
+        secret_values(&credentials_secret(&client, &name).await.expect("secret")) == secret;
+    assert!(same_secret, "the same credentials");
+    assert!(!pod_names(&client, &name).await.is_empty());
+    assert_eq!(
+        ingresses
+            .list(&ListParams::default())
+            .await
+            .expect("ingresses")
+            .items
+            .len(),
+        1
+    );
+    let actions: Vec<_> = trail(&p, &name)
+        .await
+        .into_iter()
+        .map(|e| (e.action, e.outcome))
+        .collect();
+    for action in ["store.suspend", "store.resume"] {
+        assert!(
+            actions.contains(&(action.to_owned(), Outcome::Success)),
+            "{action} audited: {actions:?}"
+        );
+    }
+    report_count(&format!(
+        "suspend {suspend_secs:.1} s, resume {resume_secs:.1} s (lifecycle_cluster)"
+    ));
+    delete_and_wait(&p, &name).await;
+}
+
+/// Sets the Ready condition of pod `pod` in `namespace` (KWOK keeps what is written).
+async fn set_pod_ready(client: &Client, namespace: &str, pod: &str, ready: bool) {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Patch, PatchParams};
+    let pods = Api::<Pod>::namespaced(client.clone(), namespace);
+    let mut status = pods
+        .get_status(pod)
+        .await
+        .expect("pod")
+        .status
+        .expect("status");
+    let flag = if ready { "True" } else { "False" };
+    for c in status.conditions.iter_mut().flatten() {
+        if c.type_ == "Ready" || c.type_ == "ContainersReady" {
+            c.status = flag.to_owned();
+        }
+    }
+    for c in status.container_statuses.iter_mut().flatten() {
+        c.ready = ready;
+    }
+    pods.patch_status(
+        pod,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({ "status": status })),
+    )
+    .await
+    .expect("patch the pod's status");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ready_store_whose_database_loses_its_ready_replica_turns_degraded_and_back() {
+    let client = kube_client().await;
+    let (state, _dir) = sqlite_state().await;
+    let p = provisioner(state, fast_settings()).await;
+    let name = unique("lc-health");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    let ns = namespace_of(&name);
+    create(&p, &name, Plan::Small).await;
+    wait_ready(&p, &name).await;
+    let database = format!("{name}-mariadb");
+
+    let started = std::time::Instant::now();
+    set_pod_ready(&client, &ns, &format!("{database}-0"), false).await;
+    let degraded = p
+        .wait(&admin(), &name, Status::Degraded, Duration::from_secs(60))
+        .await
+        .expect("Degraded within a minute");
+    let to_degraded = started.elapsed().as_secs_f64();
+    assert!(
+        degraded
+            .message
+            .contains(&format!("StatefulSet {database}: 0/1 replicas ready")),
+        "names the workload: {}",
+        degraded.message
+    );
+    assert!(
+        degraded.message.contains("degraded since "),
+        "{}",
+        degraded.message
+    );
+    // The rest of the store is untouched and other calls still work on it.
+    assert_eq!(p.usage(&admin(), &name).await.expect("usage").name, name);
+
+    let started = std::time::Instant::now();
+    set_pod_ready(&client, &ns, &format!("{database}-0"), true).await;
+    let recovered = p
+        .wait(&admin(), &name, Status::Ready, Duration::from_secs(60))
+        .await
+        .expect("Ready again");
+    let to_ready = started.elapsed().as_secs_f64();
+    assert!(
+        recovered.message.contains("recovered"),
+        "{}",
+        recovered.message
+    );
+    let events = trail(&p, &name).await;
+    let degraded_event = events
+        .iter()
+        .find(|e| e.action == "store.degraded")
+        .expect("store.degraded audited");
+    assert_eq!(degraded_event.outcome, Outcome::Failure);
+    assert!(
+        degraded_event.detail.contains(&database),
+        "{}",
+        degraded_event.detail
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "store.ready" && e.detail.starts_with("recovered")),
+        "{}",
+        describe_trail(&events)
+    );
+    assert_tenant_safe(&p, &name).await;
+    report_count(&format!(
+        "health: Degraded {to_degraded:.1} s after the database lost its ready replica, \
+         Ready {to_ready:.1} s after it came back (degradedAfter 5 s; lifecycle_cluster)"
+    ));
+    delete_and_wait(&p, &name).await;
+}

@@ -65,6 +65,10 @@ function elapsed(store) {
 
 function badge(status) { return $('span', { class: 'badge ' + status, 'data-testid': 'status', text: status }); }
 
+function suspendedBadge(s) {
+  return s.suspended ? $('span', { class: 'badge Suspended', 'data-testid': 'suspended', text: 'suspended' }) : null;
+}
+
 function setLive(on) {
   const el = document.getElementById('live');
   el.textContent = on ? 'live' : 'offline';
@@ -232,7 +236,7 @@ function renderList() {
   const list = [...stores.values()].sort((a, b) => b.createdAt.localeCompare(a.createdAt));
   const rows = list.map(s => $('tr', { 'data-store': s.name },
     $('td', {}, $('a', { href: '#/stores/' + s.name, text: s.name })),
-    $('td', {}, badge(s.status)),
+    $('td', {}, badge(s.status), ' ', suspendedBadge(s)),
     $('td', { class: 'hide-sm', text: s.plan }),
     $('td', {}, $('div', { text: s.message }), $('div', { class: 'muted', 'data-since': s.name, text: elapsed(s) })),
     $('td', { class: 'hide-sm muted', text: s.tenant })));
@@ -258,7 +262,7 @@ function storeActions(s) {
     const r = await api('POST', '/api/v1/stores/' + s.name + '/retry', undefined, { 'Idempotency-Key': 'retry-' + s.name + '-' + s.version });
     stores.set(r.name, r); renderStore(r.name);
   }, 'retry'));
-  if (s.status === 'Ready') buttons.push(act('Verify checkout', 'secondary', async () => {
+  if (s.status === 'Ready' && !s.suspended) buttons.push(act('Verify checkout', 'secondary', async () => {
     const box = document.getElementById('verify');
     box.textContent = 'Verifying…';
     const r = await api('POST', '/api/v1/stores/' + s.name + '/verify');
@@ -273,6 +277,15 @@ function storeActions(s) {
       const r = await api('PATCH', '/api/v1/stores/' + s.name, { plan: choice.value }, { 'Idempotency-Key': 'plan-' + s.name + '-' + s.version + '-' + choice.value });
       stores.set(r.name, r); renderStore(r.name);
     }, 'change-plan'));
+    if (s.suspended) buttons.push(act('Resume', 'secondary', async () => {
+      const r = await api('POST', '/api/v1/stores/' + s.name + '/resume', undefined, { 'Idempotency-Key': 'resume-' + s.name + '-' + s.version });
+      stores.set(r.name, r); renderStore(r.name);
+    }, 'resume'));
+    else buttons.push(act('Suspend', 'secondary', async () => {
+      if (!confirm('Suspend store ' + s.name + '? It stops serving until resumed; its data and login are kept.')) return;
+      const r = await api('POST', '/api/v1/stores/' + s.name + '/suspend', undefined, { 'Idempotency-Key': 'suspend-' + s.name + '-' + s.version });
+      stores.set(r.name, r); renderStore(r.name);
+    }, 'suspend'));
   }
   if (s.managedBy) buttons.push($('span', { class: 'muted', 'data-testid': 'managed-note', text: 'Managed by ' + s.managedBy + ': delete that object (kubectl delete) to delete the store.' }));
   else if (s.status !== 'Deleting') buttons.push(act('Delete', 'danger', async () => {
@@ -306,7 +319,7 @@ function renderStore(name, gone) {
   app.replaceChildren($('div', { 'data-view': 'store', 'data-name': name },
     $('p', {}, $('a', { href: '#/', text: '← all stores' })),
     $('div', { class: 'card' },
-      $('h1', {}, name + ' ', badge(s.status)),
+      $('h1', {}, name + ' ', badge(s.status), ' ', suspendedBadge(s)),
       $('dl', { class: 'grid' },
         $('dt', { text: 'Step' }), $('dd', { 'data-testid': 'step', text: s.step }),
         $('dt', { text: 'Message' }), $('dd', { 'data-testid': 'message', text: s.message }),

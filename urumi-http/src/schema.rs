@@ -99,8 +99,10 @@ pub enum StatusName {
     Failed,
     /// Being torn down.
     Deleting,
-    /// A plan change is being applied.
+    /// A change (plan, suspend, resume) is being applied.
     Updating,
+    /// Was Ready; a workload is unavailable (`message` names it); back to Ready on its own.
+    Degraded,
 }
 
 /// The fields of [`CreateStoreBody`] as serde derives them (unknown and duplicate keys
@@ -183,7 +185,8 @@ pub struct StoreDoc {
     engine: String,
     /// `small`, `medium`, `large`.
     plan: String,
-    /// `Pending`, `Provisioning`, `Ready`, `Failed`, `Deleting`, `Updating`.
+    /// `Pending`, `Provisioning`, `Ready`, `Failed`, `Deleting`, `Updating`, `Degraded`
+    /// (was Ready; a workload is unavailable, `message` names it; back to `Ready` on its own).
     status: String,
     /// `namespace`, `guardrails`, `credentials`, `release`, `readiness`, `done`.
     step: String,
@@ -208,6 +211,8 @@ pub struct StoreDoc {
     /// The Kubernetes object managing the store (`Store <namespace>/<name>`, operator
     /// mode); absent for stores created through the API.
     managed_by: Option<String>,
+    /// Suspended: no pod runs and no Ingress exists; volumes and credentials are kept.
+    suspended: bool,
 }
 
 /// A page of stores.

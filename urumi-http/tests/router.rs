@@ -108,6 +108,19 @@ impl Provisioner for Fake {
         self.get(c, name).await?;
         Err(Error::conflict("store is not Ready"))
     }
+    async fn suspend(
+        &self,
+        c: &Caller,
+        name: &str,
+        _: RequestOptions,
+    ) -> urumi_core::Result<Store> {
+        self.get(c, name).await?;
+        Err(Error::conflict("store is not Ready"))
+    }
+    async fn resume(&self, c: &Caller, name: &str, _: RequestOptions) -> urumi_core::Result<Store> {
+        self.get(c, name).await?;
+        Err(Error::conflict("store is not Ready"))
+    }
     fn plans(&self) -> Vec<urumi_core::store::PlanEntry> {
         urumi_core::store::Plans::default().entries()
     }
@@ -637,6 +650,8 @@ const IMPLEMENTED: &[(&str, &str)] = &[
     ("delete", "/api/v1/stores/{name}"),
     ("patch", "/api/v1/stores/{name}"),
     ("post", "/api/v1/stores/{name}/retry"),
+    ("post", "/api/v1/stores/{name}/suspend"),
+    ("post", "/api/v1/stores/{name}/resume"),
     ("get", "/api/v1/stores/{name}/credentials"),
     ("get", "/api/v1/stores/{name}/events"),
     ("post", "/api/v1/stores/{name}/verify"),
@@ -691,7 +706,7 @@ async fn the_spec_lists_exactly_the_mounted_routes() {
     }
     // And the day-2 routes of API.md are not mounted yet.
     for (m, p) in [
-        ("POST", "/api/v1/stores/shop1/suspend"),
+        ("POST", "/api/v1/stores/shop1/upgrade"),
         ("POST", "/api/v1/rollouts"),
     ] {
         let a = send(&app, req(m, p, Some(ADMIN_KEY), None)).await;

@@ -238,6 +238,53 @@ async fn every_implemented_row_of_the_contract() {
     assert_eq!(a.status, 202, "{}", a.json);
     acme.wait_status(&name, "Ready", READY_TIMEOUT).await;
 
+    // suspend / resume: Updating → Ready with suspended set, idempotent; verify refuses a
+    // suspended store.
+    let a = acme
+        .post_empty(&format!("{}/suspend", store_path(&name)))
+        .await;
+    assert_eq!(a.status, 202, "{}", a.json);
+    assert_eq!(
+        (&a.json["status"], &a.json["suspended"]),
+        (&json!("Updating"), &json!(true)),
+        "{}",
+        a.json
+    );
+    let suspended = acme.wait_status(&name, "Ready", READY_TIMEOUT).await;
+    assert_eq!(suspended["suspended"], true, "{suspended}");
+    let a = acme
+        .post_empty(&format!("{}/suspend", store_path(&name)))
+        .await;
+    assert_eq!(
+        (a.status, &a.json["version"]),
+        (202, &suspended["version"]),
+        "suspending a suspended store changes nothing: {}",
+        a.json
+    );
+    acme.post_empty(&format!("{}/verify", store_path(&name)))
+        .await
+        .assert_problem(409, "conflict");
+    let a = acme
+        .post_empty(&format!("{}/resume", store_path(&name)))
+        .await;
+    assert_eq!(
+        (a.status, &a.json["status"], &a.json["suspended"]),
+        (202, &json!("Updating"), &json!(false)),
+        "{}",
+        a.json
+    );
+    let resumed = acme.wait_status(&name, "Ready", READY_TIMEOUT).await;
+    assert_eq!(resumed["suspended"], false, "{resumed}");
+    let trail = acme
+        .get(&format!("{}/events?limit=100", store_path(&name)))
+        .await
+        .json
+        .to_string();
+    assert!(
+        trail.contains("store.suspend") && trail.contains("store.resume"),
+        "{trail}"
+    );
+
     let a = acme.get("/api/v1/plans").await;
     assert_eq!(a.status, 200, "{}", a.json);
     let plans: Vec<_> = a.json["items"]
@@ -782,6 +829,12 @@ async fn a_tenant_never_reaches_another_tenants_store() {
     with_key.assert_problem(404, "not_found");
     let resize = globex.patch(&p, json!({"plan": "large"})).await;
     resize.assert_problem(404, "not_found");
+    for action in ["suspend", "resume"] {
+        globex
+            .post_empty(&format!("{p}/{action}"))
+            .await
+            .assert_problem(404, "not_found");
+    }
     let list = globex.get("/api/v1/stores?tenant=acme").await;
     assert!(!list.json.to_string().contains(&name), "{}", list.json);
     let audit = globex.get("/api/v1/audit?tenant=acme&limit=1000").await;

@@ -77,6 +77,18 @@ for (const [backend, stateUrl] of /** @type {const} */ ([
       const grown = await p.usage(name)
       assert.equal(grown.resources.find((r) => r.resource === 'pods')?.hard, 20)
       await assert.rejects(p.update(name, { plan: 'huge' }), (e) => e instanceof UrumiError && e.code === 'invalid_spec')
+
+      const suspending = await p.suspend(name, { idempotencyKey: `suspend-${name}` })
+      assert.deepEqual([suspending.status, suspending.suspended], ['Updating', true])
+      const suspended = await p.wait(name, { status: 'Ready', timeoutMs: 120_000 })
+      assert.equal(suspended.suspended, true)
+      assert.equal((await p.suspend(name)).version, suspended.version, 'suspending a suspended store changes nothing')
+      await assert.rejects(p.verify(name), (e) => e instanceof UrumiError && e.code === 'conflict')
+      const resuming = await p.resume(name)
+      assert.deepEqual([resuming.status, resuming.suspended], ['Updating', false])
+      const resumed = await p.wait(name, { status: 'Ready', timeoutMs: 120_000 })
+      assert.equal(resumed.suspended, false)
+      assert.equal((await p.credentials(name)).password, login.password, 'the same credentials')
       await assert.rejects(p.usage('no-such-store'), (e) => e instanceof UrumiError && e.code === 'not_found')
 
       const page = await p.list({ status: 'Ready', limit: 1000 })

@@ -3,7 +3,7 @@
 //! ```text
 //!  Provisioner.open(OpenOptions) ──settings JSON──▶ ProvisionerSettings (serde, camelCase)
 //!        └─▶ KubeProvisioner::open(state, kubeconfig, settings)   (starts the worker)
-//!  p.create / get / list / update / delete / retry / credentials / usage / plans / verify / events / wait / waitDeleted
+//!  p.create / get / list / update / suspend / resume / delete / retry / credentials / usage / plans / verify / events / wait / waitDeleted
 //!        └─▶ the same core call with the handle's Caller; the answer ──serde_json──▶ JS object
 //!  p.close() ──▶ shutdown, awaited │ GC ──▶ Drop: the core handle goes, the worker stops
 //! ```
@@ -84,7 +84,7 @@ pub struct UpdateRequest {
 #[napi(object)]
 pub struct ListOptions {
     /// Only stores with this status (`Pending`, `Provisioning`, `Ready`, `Updating`,
-    /// `Failed`, `Deleting`).
+    /// `Degraded`, `Failed`, `Deleting`).
     pub status: Option<String>,
     /// Only this tenant's stores (a tenant handle always sees only its own).
     pub tenant: Option<String>,
@@ -327,6 +327,31 @@ impl Provisioner {
         let p = self.handle()?;
         let store = p
             .retry(&self.caller, &name, request_options(opts))
+            .await
+            .js()?;
+        to_json(&store)
+    }
+
+    /// Stops a Ready store: `Updating`, then `Ready` with `suspended: true` (no pod, no
+    /// Ingress; volumes and credentials kept). Already suspended: unchanged.
+    /// Rejects with `not_found`, `conflict` (not Ready), `managed_externally`.
+    #[napi(ts_return_type = "Promise<unknown>")]
+    pub async fn suspend(&self, name: String, opts: Option<RequestOpts>) -> napi::Result<Value> {
+        let p = self.handle()?;
+        let store = p
+            .suspend(&self.caller, &name, request_options(opts))
+            .await
+            .js()?;
+        to_json(&store)
+    }
+
+    /// Starts a suspended store again on the same volumes and credentials: `Updating`,
+    /// then `Ready` with `suspended: false`. Not suspended: unchanged. Rejects as `suspend`.
+    #[napi(ts_return_type = "Promise<unknown>")]
+    pub async fn resume(&self, name: String, opts: Option<RequestOpts>) -> napi::Result<Value> {
+        let p = self.handle()?;
+        let store = p
+            .resume(&self.caller, &name, request_options(opts))
             .await
             .js()?;
         to_json(&store)

@@ -186,6 +186,20 @@ impl Handle {
             .map(Store::from)
             .map_err(to_py)
     }
+    pub(crate) async fn suspend(self, name: String, opts: RequestOptions) -> PyResult<Store> {
+        self.p
+            .suspend(&self.caller, &name, opts)
+            .await
+            .map(Store::from)
+            .map_err(to_py)
+    }
+    pub(crate) async fn resume(self, name: String, opts: RequestOptions) -> PyResult<Store> {
+        self.p
+            .resume(&self.caller, &name, opts)
+            .await
+            .map(Store::from)
+            .map_err(to_py)
+    }
     pub(crate) async fn update(
         self,
         name: String,
@@ -491,6 +505,32 @@ impl Provisioner {
     ) -> PyResult<Bound<'py, PyAny>> {
         let h = self.shared.handle()?;
         future_into_py(py, h.retry(name, options(idempotency_key)))
+    }
+
+    /// Stops a Ready store (`Updating`, then `Ready` with `suspended` true): no pod runs,
+    /// no Ingress; volumes and credentials kept. Already suspended: unchanged.
+    #[pyo3(signature = (name, *, idempotency_key=None))]
+    fn suspend<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        idempotency_key: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let h = self.shared.handle()?;
+        future_into_py(py, h.suspend(name, options(idempotency_key)))
+    }
+
+    /// Starts a suspended store again on the same volumes and credentials (`Updating`,
+    /// then `Ready` with `suspended` false). Not suspended: unchanged.
+    #[pyo3(signature = (name, *, idempotency_key=None))]
+    fn resume<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        idempotency_key: Option<String>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let h = self.shared.handle()?;
+        future_into_py(py, h.resume(name, options(idempotency_key)))
     }
 
     /// Changes a Ready store's plan (status `Updating`, then `Ready`); refused with

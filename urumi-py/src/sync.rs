@@ -139,6 +139,32 @@ impl SyncProvisioner {
         block_on(py, h.retry(name, options(idempotency_key)))
     }
 
+    /// Stops a Ready store (`Updating`, then `Ready` with `suspended` true): no pod runs,
+    /// no Ingress; volumes and credentials kept. Already suspended: unchanged.
+    #[pyo3(signature = (name, *, idempotency_key=None))]
+    fn suspend(
+        &self,
+        py: Python<'_>,
+        name: String,
+        idempotency_key: Option<String>,
+    ) -> PyResult<Store> {
+        let h = self.shared.handle()?;
+        block_on(py, h.suspend(name, options(idempotency_key)))
+    }
+
+    /// Starts a suspended store again on the same volumes and credentials (`Updating`,
+    /// then `Ready` with `suspended` false). Not suspended: unchanged.
+    #[pyo3(signature = (name, *, idempotency_key=None))]
+    fn resume(
+        &self,
+        py: Python<'_>,
+        name: String,
+        idempotency_key: Option<String>,
+    ) -> PyResult<Store> {
+        let h = self.shared.handle()?;
+        block_on(py, h.resume(name, options(idempotency_key)))
+    }
+
     /// Changes a Ready store's plan (status `Updating`, then `Ready`); refused with
     /// `PlanTooSmallError` when the store holds more than the new plan allows.
     #[pyo3(signature = (name, *, plan, idempotency_key=None))]

@@ -103,7 +103,7 @@ impl Store {
     fn plan(&self) -> &str {
         self.inner.plan.as_str()
     }
-    /// `Pending`, `Provisioning`, `Ready`, `Updating`, `Failed` or `Deleting`.
+    /// `Pending`, `Provisioning`, `Ready`, `Updating`, `Degraded`, `Failed` or `Deleting`.
     #[getter]
     fn status(&self) -> &str {
         self.inner.status.as_str()
@@ -166,6 +166,11 @@ impl Store {
     #[getter]
     fn managed_by(&self) -> Option<String> {
         self.inner.managed_by.clone()
+    }
+    /// Suspended: no pod runs and no Ingress exists; volumes and credentials are kept.
+    #[getter]
+    fn suspended(&self) -> bool {
+        self.inner.suspended
     }
     /// The HTTP API's Store JSON as a dict (camelCase keys).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {

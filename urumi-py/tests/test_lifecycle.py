@@ -13,6 +13,7 @@ from conftest import FAST, GONE_TIMEOUT, READY_TIMEOUT, UNLIMITED, postgres_sche
 STORE_KEYS = {
     "name", "tenant", "engine", "plan", "status", "step", "message", "namespace", "urls",
     "createdAt", "updatedAt", "readyAt", "provisioningSeconds", "attempts", "version",
+    "suspended",
 }
 
 
@@ -56,6 +57,19 @@ async def test_create_ready_delete(prov: urumi.Provisioner) -> None:
     assert next(r for r in grown["resources"] if r["resource"] == "pods")["hard"] == 20
     with pytest.raises(urumi.InvalidSpecError):
         await prov.update(name, plan="huge")
+    suspending = await prov.suspend(name, idempotency_key=f"suspend-{name}")
+    assert suspending.status == "Updating" and suspending.suspended
+    suspended = await prov.wait(name, status="Ready", timeout=READY_TIMEOUT)
+    assert suspended.suspended and "suspended" in suspended.message
+    again = await prov.suspend(name)
+    assert again.version == suspended.version, "suspending a suspended store changes nothing"
+    with pytest.raises(urumi.ConflictError):
+        await prov.verify(name)
+    resuming = await prov.resume(name)
+    assert resuming.status == "Updating" and not resuming.suspended
+    resumed = await prov.wait(name, status="Ready", timeout=READY_TIMEOUT)
+    assert not resumed.suspended and resumed.to_dict()["suspended"] is False
+    assert (await prov.credentials(name)).password == creds.password, "credentials kept"
     plans = prov.plans()
     assert [p["name"] for p in plans] == ["small", "medium", "large"]
     assert plans[0]["pods"] == 10 and plans[2]["cpuRequest"] == "4000m"
@@ -64,7 +78,8 @@ async def test_create_ready_delete(prov: urumi.Provisioner) -> None:
     assert name in [s.name for s in page]
     trail = await prov.events(name, limit=100)
     actions = {e.action for e in trail.items}
-    assert {"store.create", "store.ready", "store.credentials.read", "store.update"} <= actions
+    assert {"store.create", "store.ready", "store.credentials.read", "store.update",
+            "store.suspend", "store.resume"} <= actions
     assert all(creds.password not in str(e.to_dict()) for e in trail)
     create = next(e for e in trail if e.action == "store.create")
     assert create.actor == "pytest" and create.outcome == "success"

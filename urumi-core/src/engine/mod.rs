@@ -149,13 +149,15 @@ pub trait Engine: Send + Sync + fmt::Debug {
 
     /// The chart values for a store: a JSON object passed to helm as a values file.
     /// Never contains a password (they live in the Secret of
-    /// [`credentials`](Engine::credentials)).
+    /// [`credentials`](Engine::credentials)). A suspended store's values stop its
+    /// workloads and remove its Ingress, keeping its volumes.
     ///
     /// Errors: `InvalidConfig` when the store's plan is too small for the engine.
     fn values(&self, store: &StoreContext, settings: &EngineSettings) -> Result<serde_json::Value>;
 
     /// The workloads that must be ready (Jobs: complete) for the store to be `Ready`,
-    /// for the release at `revision` (Helm's revision number, from 1).
+    /// for the release at `revision` (Helm's revision number, from 1). For a suspended
+    /// store: the workloads its values scale to zero (ready once no replica is left).
     fn workloads(&self, store: &StoreContext, revision: u32) -> Vec<Workload>;
 
     /// The store's public URLs.

@@ -248,6 +248,7 @@ impl Engine for WooCommerce {
             ingress["className"] = json!(class);
         }
         let values = json!({
+            "suspended": store.suspended,
             "store": {
                 "name": store.name.as_str(),
                 "url": format!("{}://{host}", settings.scheme()),
@@ -277,7 +278,7 @@ impl Engine for WooCommerce {
 
     fn workloads(&self, store: &StoreContext, revision: u32) -> Vec<Workload> {
         let r = self.release_name(&store.name);
-        vec![
+        let mut workloads = vec![
             Workload {
                 kind: WorkloadKind::StatefulSet,
                 name: format!("{r}-mariadb"),
@@ -288,12 +289,16 @@ impl Engine for WooCommerce {
                 name: format!("{r}-wordpress"),
                 labels: self.labels(&r, "wordpress"),
             },
-            Workload {
+        ];
+        // A suspended store runs no setup Job; its two workloads are at zero replicas.
+        if !store.suspended {
+            workloads.push(Workload {
                 kind: WorkloadKind::Job,
                 name: format!("{r}-setup-{revision}"),
                 labels: self.labels(&r, "setup"),
-            },
-        ]
+            });
+        }
+        workloads
     }
 
     fn urls(&self, store: &StoreName, settings: &EngineSettings) -> Urls {
@@ -342,6 +347,20 @@ mod tests {
             ]
         );
         assert_eq!(w[2].labels["app.kubernetes.io/component"], "setup");
+    }
+
+    #[test]
+    fn a_suspended_store_has_no_job_to_wait_for_and_says_so_in_its_values() {
+        let woo = WooCommerce::new();
+        let ctx = mk_ctx("shop1", Plan::Small).suspended(true);
+        let kinds: Vec<_> = woo.workloads(&ctx, 4).iter().map(|w| w.kind).collect();
+        assert_eq!(kinds, [WorkloadKind::StatefulSet, WorkloadKind::Deployment]);
+        let v = woo.values(&ctx, &EngineSettings::default()).expect("fits");
+        assert_eq!(v["suspended"], true);
+        let running = woo
+            .values(&mk_ctx("shop1", Plan::Small), &EngineSettings::default())
+            .expect("fits");
+        assert_eq!(running["suspended"], false);
     }
 
     #[test]

@@ -182,6 +182,9 @@ pub struct StoreContext {
     pub plan: Plan,
     /// The plan's size.
     pub size: PlanSize,
+    /// Suspended: the engine stops its workloads and removes its Ingress, keeping
+    /// volumes and credentials (see [`StoreContext::suspended`]).
+    pub suspended: bool,
 }
 
 impl StoreContext {
@@ -202,7 +205,14 @@ impl StoreContext {
             namespace: namespace.into(),
             plan,
             size,
+            suspended: false,
         })
+    }
+
+    /// The same context for a store that is (or is not) suspended.
+    pub fn suspended(mut self, suspended: bool) -> Self {
+        self.suspended = suspended;
+        self
     }
 
     /// The labels every guardrail object of this store carries.

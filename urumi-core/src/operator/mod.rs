@@ -332,7 +332,8 @@ impl Operator {
         manager: String,
     ) -> Result<Store> {
         let wanted = obj.spec.plan.as_deref().unwrap_or("small");
-        if wanted == store.plan.as_str() || store.status != Status::Ready {
+        let serving = matches!(store.status, Status::Ready | Status::Degraded);
+        if wanted == store.plan.as_str() || !serving {
             return Ok(store);
         }
         let opts = RequestOptions::default().managed_by(manager);
@@ -435,6 +436,7 @@ fn event_reason(store: &Store) -> String {
         Status::Failed => "Failed".to_owned(),
         Status::Deleting => "Deleting".to_owned(),
         Status::Updating => "Updating".to_owned(),
+        Status::Degraded => "Degraded".to_owned(),
     }
 }
 
@@ -505,7 +507,8 @@ fn feed_triggers(
                         } else if announced.get(&key) != Some(&(store.status, store.step)) {
                             announced.insert(key, (store.status, store.step));
                             if let Some(obj) = objects.get(&object) {
-                                let failed = store.status == Status::Failed;
+                                let warning =
+                                    matches!(store.status, Status::Failed | Status::Degraded);
                                 let reason = event_reason(store);
                                 let note = format!(
                                     "{} ({}): {}",
@@ -513,7 +516,7 @@ fn feed_triggers(
                                     store.step.as_str(),
                                     store.message
                                 );
-                                publish(&recorder, &obj, failed, &reason, note).await;
+                                publish(&recorder, &obj, warning, &reason, note).await;
                             }
                         }
                         if tx.unbounded_send(object).is_err() {

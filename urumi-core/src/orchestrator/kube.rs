@@ -153,6 +153,7 @@ impl KubeRuntime {
             store.plan,
             self.settings.plans.size(store.plan).clone(),
         )
+        .map(|ctx| ctx.suspended(store.suspended))
     }
 
     /// Waits until no PersistentVolume that belonged to `namespace` remains (their

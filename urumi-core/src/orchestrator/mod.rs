@@ -12,6 +12,7 @@
 //!   → Ready (`store.ready`)  |  permanent error → Failed (`store.failed`, reason kept)
 //!
 //!  resync tick: re-applies Namespace + Guardrails of every Ready store (drift repair)
+//!  watch_health(source): Ready ⇄ Degraded as the stores' workloads go and come back
 //! ```
 //!
 //! The orchestrator knows nothing of WooCommerce or of Kubernetes objects: each step is a
@@ -21,6 +22,7 @@
 //! restart, or in another replica sharing the same PostgreSQL.
 
 mod backoff;
+mod health;
 mod kube;
 mod readiness;
 mod worker;
@@ -38,6 +40,7 @@ use tokio::sync::{Notify, Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
 
 pub use backoff::RetryPolicy;
+pub use health::{HealthSource, Unavailable};
 pub use kube::{
     KubeRuntime, KubeRuntimeSettings, STORE_ACCESS_BINDING, StoreAccess, store_access_binding,
 };
@@ -106,6 +109,10 @@ pub struct Settings {
     /// stopped (SIGTERM, then SIGKILL after helm's own grace).
     #[serde(with = "secs", alias = "shutdown_grace")]
     pub shutdown_grace: Duration,
+    /// How long a Ready store's workload must stay unavailable before the store is
+    /// `Degraded` (a pod restarting for a moment is not).
+    #[serde(with = "secs", alias = "degraded_after")]
+    pub degraded_after: Duration,
 }
 
 impl Default for Settings {
@@ -118,6 +125,7 @@ impl Default for Settings {
             resync_interval: Duration::from_secs(300),
             retry: RetryPolicy::default(),
             shutdown_grace: Duration::from_secs(30),
+            degraded_after: Duration::from_secs(5),
         }
     }
 }
@@ -221,6 +229,15 @@ impl Orchestrator {
         Orchestrator {
             shared,
             tasks: Arc::new(Mutex::new(tasks)),
+        }
+    }
+
+    /// Watches the health of Ready stores from `source` until shutdown: a store whose
+    /// workloads become unavailable turns `Degraded`, and `Ready` when they recover.
+    pub fn watch_health(&self, source: Arc<dyn health::HealthSource>) {
+        let task = tokio::spawn(health::health_loop(self.shared.clone(), source));
+        if let Ok(mut tasks) = self.tasks.lock() {
+            tasks.push(task);
         }
     }
 

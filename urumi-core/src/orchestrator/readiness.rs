@@ -11,6 +11,7 @@
 //!
 //! One watch per kind serves every store at once: no per-store watch, no polling loop.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +28,7 @@ use crate::error::{Error, Result};
 
 /// Cluster-wide caches of the workloads of every store, kept fresh by watches.
 pub struct ReadinessWatcher {
+    client: Client,
     deployments: Cache<Deployment>,
     statefulsets: Cache<StatefulSet>,
     jobs: Cache<Job>,
@@ -137,6 +139,7 @@ impl ReadinessWatcher {
         );
         let (jobs, t3) = spawn_watch::<Job>(client, label_selector, bump, errors.clone(), "Jobs");
         Arc::new(ReadinessWatcher {
+            client: client.clone(),
             deployments,
             statefulsets,
             jobs,
@@ -234,12 +237,105 @@ impl ReadinessWatcher {
     }
 }
 
+#[async_trait::async_trait]
+impl super::HealthSource for ReadinessWatcher {
+    fn changed(&self) -> watch::Receiver<u64> {
+        self.generation.clone()
+    }
+
+    async fn synced(&self) {
+        // A writer dropped (the watch stopped) is never synced: wait forever, the loop
+        // ends with the shutdown.
+        let deployments = self.deployments.wait_until_ready();
+        let statefulsets = self.statefulsets.wait_until_ready();
+        if deployments.await.is_err() || statefulsets.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    fn unavailable(&self) -> BTreeMap<String, Vec<super::Unavailable>> {
+        let mut out: BTreeMap<String, Vec<super::Unavailable>> = BTreeMap::new();
+        let deployments = self.deployments.state().into_iter().map(|d| {
+            let health = deployment_health(&d);
+            ("Deployment", d.metadata.clone(), health)
+        });
+        let statefulsets = self.statefulsets.state().into_iter().map(|s| {
+            let health = statefulset_health(&s);
+            ("StatefulSet", s.metadata.clone(), health)
+        });
+        for (kind, meta, health) in deployments.chain(statefulsets) {
+            let Some(what) = health else { continue };
+            if meta.deletion_timestamp.is_some() {
+                continue;
+            }
+            let store = meta
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(crate::guardrails::STORE_LABEL));
+            if let (Some(store), Some(name)) = (store, meta.name) {
+                out.entry(store.clone())
+                    .or_default()
+                    .push(super::Unavailable { kind, name, what });
+            }
+        }
+        out
+    }
+
+    async fn last_event(&self, namespace: &str, workload: &str) -> Option<String> {
+        use k8s_openapi::api::core::v1::Event;
+        let api: Api<Event> = Api::namespaced(self.client.clone(), namespace);
+        let events = api.list(&kube::api::ListParams::default()).await.ok()?;
+        // The workload's own Events and its pods' (`<workload>-…`).
+        events
+            .items
+            .into_iter()
+            .filter(|e| {
+                e.involved_object
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n == workload || n.starts_with(&format!("{workload}-")))
+            })
+            .max_by_key(|e| {
+                e.last_timestamp
+                    .as_ref()
+                    .map(|t| t.0)
+                    .or(e.event_time.as_ref().map(|t| t.0))
+            })
+            .and_then(|e| e.reason)
+    }
+}
+
+/// What is missing of a Deployment that should serve (`None`: available, scaled to
+/// zero, or still rolling out a new spec — that is the worker's readiness, not health).
+pub fn deployment_health(d: &Deployment) -> Option<String> {
+    let want = d.spec.replicas.unwrap_or(1);
+    let status = d.status.as_ref()?;
+    if want == 0 || !observed(d.metadata.generation, status.observed_generation) {
+        return None;
+    }
+    let available = status.available_replicas.unwrap_or(0);
+    (available < want).then(|| format!("{available}/{want} replicas available"))
+}
+
+/// What is missing of a StatefulSet that should serve (`None`: every replica ready, or
+/// scaled to zero).
+pub fn statefulset_health(s: &StatefulSet) -> Option<String> {
+    let want = s.spec.replicas.unwrap_or(1);
+    let status = s.status.as_ref()?;
+    if want == 0 || !observed(s.metadata.generation, status.observed_generation) {
+        return None;
+    }
+    let ready = status.ready_replicas.unwrap_or(0);
+    (ready < want).then(|| format!("{ready}/{want} replicas ready"))
+}
+
 fn observed(generation: Option<i64>, observed: Option<i64>) -> bool {
     observed.unwrap_or(0) >= generation.unwrap_or(0)
 }
 
 /// A Deployment is ready when its controller saw the latest spec and every replica is
-/// updated and available. Pure.
+/// updated and available; one scaled to zero (a suspended store) when no replica is
+/// left. Pure.
 pub fn deployment_readiness(d: &Deployment) -> Readiness {
     let want = d.spec.replicas.unwrap_or(1);
     let Some(status) = d.status.as_ref() else {
@@ -247,6 +343,9 @@ pub fn deployment_readiness(d: &Deployment) -> Readiness {
     };
     if !observed(d.metadata.generation, status.observed_generation) {
         return Readiness::Waiting("the controller has not seen the latest spec".to_owned());
+    }
+    if want == 0 {
+        return stopped(status.replicas.unwrap_or(0));
     }
     let updated = status.updated_replicas.unwrap_or(0);
     let available = status.available_replicas.unwrap_or(0);
@@ -259,7 +358,8 @@ pub fn deployment_readiness(d: &Deployment) -> Readiness {
     }
 }
 
-/// A StatefulSet is ready when every replica is ready on the current revision. Pure.
+/// A StatefulSet is ready when every replica is ready on the current revision; one
+/// scaled to zero (a suspended store) when no replica is left. Pure.
 pub fn statefulset_readiness(s: &StatefulSet) -> Readiness {
     let want = s.spec.replicas.unwrap_or(1);
     let Some(status) = s.status.as_ref() else {
@@ -268,11 +368,23 @@ pub fn statefulset_readiness(s: &StatefulSet) -> Readiness {
     if !observed(s.metadata.generation, status.observed_generation) {
         return Readiness::Waiting("the controller has not seen the latest spec".to_owned());
     }
+    if want == 0 {
+        return stopped(status.replicas);
+    }
     let ready = status.ready_replicas.unwrap_or(0);
     if ready >= want {
         Readiness::Ready
     } else {
         Readiness::Waiting(format!("{ready}/{want} replicas ready"))
+    }
+}
+
+/// A workload scaled to zero is done stopping when its controller counts no replica.
+fn stopped(replicas: i32) -> Readiness {
+    if replicas == 0 {
+        Readiness::Ready
+    } else {
+        Readiness::Waiting(format!("stopping: {replicas} replicas still running"))
     }
 }
 
@@ -399,6 +511,38 @@ mod tests {
             Readiness::Waiting(_)
         ));
         assert_eq!(statefulset_readiness(&mk(1)), Readiness::Ready);
+    }
+
+    #[test]
+    fn scaled_to_zero_is_ready_once_no_replica_is_left() {
+        let mut d = mk_deployment(0, 4, 4, 0, 0);
+        if let Some(status) = d.status.as_mut() {
+            status.replicas = Some(1);
+        }
+        assert!(
+            matches!(deployment_readiness(&d), Readiness::Waiting(w) if w.contains("1 replicas still running"))
+        );
+        if let Some(status) = d.status.as_mut() {
+            status.replicas = None;
+        }
+        assert_eq!(deployment_readiness(&d), Readiness::Ready);
+        let sts = |running| StatefulSet {
+            spec: StatefulSetSpec {
+                replicas: Some(0),
+                ..Default::default()
+            },
+            status: Some(StatefulSetStatus {
+                ready_replicas: Some(running),
+                replicas: running,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert!(matches!(
+            statefulset_readiness(&sts(1)),
+            Readiness::Waiting(_)
+        ));
+        assert_eq!(statefulset_readiness(&sts(0)), Readiness::Ready);
     }
 
     #[tokio::test]

@@ -25,6 +25,7 @@ fn fast_settings() -> Settings {
             unavailable_budget: Duration::ZERO,
         },
         shutdown_grace: Duration::from_secs(5),
+        degraded_after: Duration::from_millis(300),
     }
 }
 
@@ -538,6 +539,109 @@ async fn an_updating_store_runs_from_guardrails_then_settles_its_quota_and_keeps
             "provision.readiness",
             "store.ready"
         ]
+    );
+    orch.shutdown().await;
+}
+
+/// A health source whose unavailable workloads the test sets.
+struct FakeHealth {
+    bump: tokio::sync::watch::Sender<u64>,
+    down: std::sync::Mutex<std::collections::BTreeMap<String, Vec<Unavailable>>>,
+}
+
+impl FakeHealth {
+    fn set(&self, store: &str, down: bool) {
+        if let Ok(mut map) = self.down.lock() {
+            if down {
+                map.insert(
+                    store.to_owned(),
+                    vec![Unavailable {
+                        kind: "StatefulSet",
+                        name: format!("{store}-mariadb"),
+                        what: "0/1 replicas ready".to_owned(),
+                    }],
+                );
+            } else {
+                map.remove(store);
+            }
+        }
+        self.bump.send_modify(|g| *g += 1);
+    }
+}
+
+#[async_trait::async_trait]
+impl HealthSource for FakeHealth {
+    fn changed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.bump.subscribe()
+    }
+    async fn synced(&self) {}
+    fn unavailable(&self) -> std::collections::BTreeMap<String, Vec<Unavailable>> {
+        self.down.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+    async fn last_event(&self, _: &str, _: &str) -> Option<String> {
+        Some("Unhealthy".to_owned())
+    }
+}
+
+#[tokio::test]
+async fn a_ready_store_turns_degraded_after_the_grace_and_back_and_a_suspended_one_never() {
+    let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    let mut ready = insert(&state, "shop1").await;
+    ready.mark_ready();
+    state.update(&ready).await.expect("ready");
+    let mut suspended = insert(&state, "shop2").await;
+    suspended.mark_ready();
+    suspended.suspended = true;
+    state.update(&suspended).await.expect("suspended");
+    let orch = Orchestrator::start(
+        state.clone(),
+        Arc::new(StateSink::new(state.clone())),
+        Arc::new(MockStoreRuntime::new()),
+        fast_settings(),
+    );
+    let (bump, _) = tokio::sync::watch::channel(0);
+    let health = Arc::new(FakeHealth {
+        bump,
+        down: Default::default(),
+    });
+    orch.watch_health(health.clone());
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // A blip shorter than the grace (300 ms) is not a degradation.
+    health.set("shop1", true);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    health.set("shop1", false);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let name = StoreName::new("shop1").expect("valid");
+    assert_eq!(state.get(&name).await.expect("get").status, Status::Ready);
+    // Down for longer: Degraded, naming the workload and its last event.
+    health.set("shop1", true);
+    health.set("shop2", true);
+    let degraded = wait_for_status(&state, "shop1", Status::Degraded).await;
+    assert!(
+        degraded
+            .message
+            .contains("StatefulSet shop1-mariadb: 0/1 replicas ready; last event: Unhealthy"),
+        "{}",
+        degraded.message
+    );
+    let shop2 = StoreName::new("shop2").expect("valid");
+    assert_eq!(
+        state.get(&shop2).await.expect("get").status,
+        Status::Ready,
+        "a suspended store is not degraded"
+    );
+    // Back: Ready, audited.
+    health.set("shop1", false);
+    let recovered = wait_for_status(&state, "shop1", Status::Ready).await;
+    assert!(
+        recovered.message.contains("recovered"),
+        "{}",
+        recovered.message
+    );
+    let actions = actions(&state, "shop1").await;
+    assert!(
+        actions.contains(&"store.degraded".to_owned()),
+        "{actions:?}"
     );
     orch.shutdown().await;
 }

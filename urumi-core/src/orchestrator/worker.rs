@@ -9,6 +9,8 @@
 //!     ├─ Updating (a plan change) ─▶ the same steps from Guardrails, the quota kept at the
 //!     │        larger of both plans while the workloads roll ─▶ quota settled to the plan
 //!     │        ─▶ Ready (readyAt kept), audit store.ready
+//!     │   (suspend/resume) ─▶ from Release with the release's workloads at 0 (or 1) ─▶
+//!     │        readiness (no replica left, or all ready) ─▶ Ready, suspended or serving
 //!     └─ Deleting ─▶ teardown (retried until it works, reason shown) ─▶ drop record,
 //!              audit store.deleted
 //! ```
@@ -52,7 +54,7 @@ pub(crate) async fn run(shared: &Shared, store: Store, token: CancellationToken)
             provision(shared, store, &token).await
         }
         Status::Deleting => teardown(shared, store, &token).await,
-        Status::Ready | Status::Failed => Ok(()),
+        Status::Ready | Status::Degraded | Status::Failed => Ok(()),
     };
     match outcome {
         Ok(()) => {}
@@ -118,7 +120,14 @@ async fn persist(shared: &Shared, store: &mut Store) -> std::result::Result<(), 
     }
 }
 
-async fn audit(shared: &Shared, store: &Store, action: &str, outcome: Outcome, detail: String) {
+/// Records `action` about `store` as the system actor; a failure to record is logged.
+pub(super) async fn audit(
+    shared: &Shared,
+    store: &Store,
+    action: &str,
+    outcome: Outcome,
+    detail: String,
+) {
     let event = AuditEvent::new(SYSTEM_ACTOR, action, outcome)
         .tenant(store.tenant.as_str())
         .store(store.name.as_str())
@@ -315,9 +324,10 @@ async fn provision(
     Ok(())
 }
 
-/// The end of a plan change: the workloads run with the new plan's sizes, so the quota,
-/// which kept the larger of both plans while they rolled, is settled to exactly the plan
-/// (guardrails applied as for a Ready store); then Ready again.
+/// The end of a change (a plan change, a suspend or a resume): the workloads run with the
+/// plan's sizes (or are stopped), so the quota, which kept the larger of both plans while
+/// they rolled, is settled to exactly the plan (guardrails applied as for a Ready store);
+/// then Ready again (suspended or serving).
 async fn finish_update(
     shared: &Shared,
     mut store: Store,
@@ -347,9 +357,16 @@ async fn finish_update(
     }
     store.status = Status::Ready;
     store.step = Step::Done;
-    store.message = format!("ready on plan {}", store.plan);
+    let detail = if store.suspended {
+        store.message =
+            "suspended: no pod runs, volumes and credentials kept; resume to serve again"
+                .to_owned();
+        format!("suspended on plan {}: no pod runs", store.plan)
+    } else {
+        store.message = format!("ready on plan {}", store.plan);
+        format!("plan {} in effect, serving", store.plan)
+    };
     persist(shared, &mut store).await?;
-    let detail = format!("plan {} in effect", store.plan);
     audit(shared, &store, "store.ready", Outcome::Success, detail).await;
     Ok(())
 }

@@ -142,7 +142,7 @@ impl KubeProvisionerBuilder {
             Guardrails::new(self.client.clone(), guardrails_config.clone()),
             self.engines.clone(),
             helm,
-            readiness,
+            readiness.clone(),
             KubeRuntimeSettings {
                 plans: self.settings.plans.clone(),
                 engine: self.settings.engine(),
@@ -158,6 +158,7 @@ impl KubeProvisionerBuilder {
             runtime.clone(),
             self.settings.orchestrator.clone(),
         );
+        orchestrator.watch_health(readiness);
         let stop = CancellationToken::new();
         let feed = FeedPump::start(self.state.clone(), orchestrator.subscribe(), stop.clone());
         let retention = self.settings.change_retention();
@@ -653,7 +654,7 @@ impl Inner {
             if store.plan == plan {
                 return Ok(false);
             }
-            if store.status != Status::Ready {
+            if !matches!(store.status, Status::Ready | Status::Degraded) {
                 return Err(Error::conflict(format!(
                     "store {} is {}; its plan can be changed once it is Ready",
                     store.name, store.status
@@ -694,6 +695,109 @@ impl Inner {
             })
             .await?;
         Ok((store, changed.then_some(from)))
+    }
+
+    /// [`Provisioner::suspend`] (`suspended` true) and [`Provisioner::resume`] (false).
+    async fn set_suspended(
+        self: Arc<Self>,
+        caller: Caller,
+        name: String,
+        suspended: bool,
+        opts: RequestOptions,
+    ) -> Result<Store> {
+        let (operation, action, verb) = if suspended {
+            ("suspend", "store.suspend", "suspended")
+        } else {
+            ("resume", "store.resume", "resumed")
+        };
+        let idem = match Idempotent::begin(
+            &*self.state,
+            &caller,
+            opts.idempotency_key.as_deref(),
+            operation,
+            &name,
+        )
+        .await?
+        {
+            super::idempotency::Begun::Replay(outcome) => return outcome.into_result(),
+            super::idempotency::Begun::Owned(idem) => idem,
+        };
+        let result = self
+            .transition(&caller, &name, idem.as_ref(), |store| {
+                if let Some(manager) = &store.managed_by
+                    && opts.managed_by.as_ref() != Some(manager)
+                {
+                    return Err(Error::ManagedExternally {
+                        name: store.name.to_string(),
+                        manager: manager.clone(),
+                    });
+                }
+                let settled = matches!(
+                    store.status,
+                    Status::Ready | Status::Degraded | Status::Updating
+                );
+                if store.suspended == suspended && settled {
+                    return Ok(false);
+                }
+                // A store that was Ready and failed during a change may be suspended or
+                // resumed: the release runs again with the wanted state.
+                let was_ready_failed = store.status == Status::Failed && store.ready_at.is_some();
+                let serving = matches!(store.status, Status::Ready | Status::Degraded);
+                if !serving && !was_ready_failed {
+                    return Err(Error::conflict(format!(
+                        "store {} is {}{}; it can be {verb} once it is Ready",
+                        store.name,
+                        store.status,
+                        if store.status == Status::Updating {
+                            " (a change is in progress)"
+                        } else {
+                            ""
+                        }
+                    )));
+                }
+                store.suspended = suspended;
+                store.status = Status::Updating;
+                store.step = Step::Release;
+                store.message = if suspended {
+                    "suspend requested: stopping the workloads".to_owned()
+                } else {
+                    "resume requested: starting the workloads".to_owned()
+                };
+                Ok(true)
+            })
+            .await;
+        match result {
+            Ok((store, changed)) => {
+                if changed {
+                    self.record(
+                        caller
+                            .event(action, Outcome::Success)
+                            .tenant(store.tenant.as_str())
+                            .store(store.name.as_str())
+                            .detail(store.message.clone()),
+                    )
+                    .await;
+                    self.orchestrator
+                        .publish(StoreChange::Updated(store.clone()));
+                    self.orchestrator.wake();
+                }
+                Ok(store)
+            }
+            Err(e) => {
+                if let Some(idem) = &idem {
+                    idem.finish_with_error(&*self.state, &e).await;
+                }
+                if let Ok(store) = self.visible(&caller, &name).await {
+                    let event = caller
+                        .event(action, Outcome::Failure)
+                        .tenant(store.tenant.as_str())
+                        .store(store.name.as_str())
+                        .detail(e.tenant_message());
+                    self.record(event).await;
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn retry(
@@ -843,6 +947,18 @@ impl Provisioner for KubeProvisioner {
             .await
     }
 
+    async fn suspend(&self, caller: &Caller, name: &str, opts: RequestOptions) -> Result<Store> {
+        let (caller, name) = (caller.clone(), name.to_owned());
+        self.detached(move |inner| inner.set_suspended(caller, name, true, opts))
+            .await
+    }
+
+    async fn resume(&self, caller: &Caller, name: &str, opts: RequestOptions) -> Result<Store> {
+        let (caller, name) = (caller.clone(), name.to_owned());
+        self.detached(move |inner| inner.set_suspended(caller, name, false, opts))
+            .await
+    }
+
     async fn retry(&self, caller: &Caller, name: &str, opts: RequestOptions) -> Result<Store> {
         let (caller, name) = (caller.clone(), name.to_owned());
         self.detached(move |inner| inner.retry(caller, name, opts))
@@ -892,6 +1008,12 @@ impl Provisioner for KubeProvisioner {
             return Err(Error::conflict(format!(
                 "store {} is {}, not Ready; only a Ready store can be verified",
                 store.name, store.status
+            )));
+        }
+        if store.suspended {
+            return Err(Error::conflict(format!(
+                "store {} is suspended; resume it to verify it",
+                store.name
             )));
         }
         let target = inner.settings.verify_target(&store)?;

@@ -7,6 +7,7 @@
 //!              └─▶ audit store.create ─▶ wake the worker            (runs to the end even if the
 //!  delete / retry / update(plan) ── the same, through StateStore::update_with (update: Ready → Updating;
 //!        a smaller plan is checked against the store's volumes, claims and pods first)        caller's future is dropped)
+//!  suspend / resume ── Ready → Updating (suspended flipped) → the worker upgrades the release → Ready
 //!  get / list / events / audit ── tenant-scoped reads (another tenant's store is not_found)
 //!  credentials(caller, name) ── read from the store's Secret, audited (never stored)
 //!  changes(caller, after) ── the durable feed: replay after the cursor, then live (all replicas)
@@ -305,6 +306,22 @@ pub trait Provisioner: Send + Sync {
         change: UpdateStore,
         opts: RequestOptions,
     ) -> Result<Store>;
+
+    /// Suspends a `Ready` store: status `Updating` while its release is upgraded with its
+    /// workloads at zero replicas and no Ingress (volumes and credentials kept), then
+    /// `Ready` with `suspended: true` once no pod of it runs. A Ready store already
+    /// suspended (or one being suspended): returned unchanged. A `Failed` store that was
+    /// Ready before may be suspended too (the release runs again). Suspended stores are
+    /// not started again by drift repair. Idempotent with `opts.idempotency_key`.
+    /// Errors: `not_found`, `conflict` (not Ready, or a resume in progress),
+    /// `managed_externally`, idempotency errors.
+    async fn suspend(&self, caller: &Caller, name: &str, opts: RequestOptions) -> Result<Store>;
+
+    /// Resumes a suspended store: `Updating` while its workloads start again on the same
+    /// volumes and credentials, then `Ready` with `suspended: false`. A Ready store that
+    /// is not suspended (or one being resumed): returned unchanged. Errors as
+    /// [`suspend`](Provisioner::suspend).
+    async fn resume(&self, caller: &Caller, name: &str, opts: RequestOptions) -> Result<Store>;
 
     /// The store's admin login, read from its Secret; each read is audited.
     /// Errors: `not_found` (no such store, or its Secret does not exist yet).

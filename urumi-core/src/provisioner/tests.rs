@@ -500,3 +500,114 @@ async fn a_plan_change_needs_a_ready_store_a_known_plan_and_is_idempotent() {
     );
     p.shutdown().await;
 }
+
+#[tokio::test]
+async fn suspend_and_resume_need_a_ready_store_and_change_nothing_twice() {
+    let (p, state) = provisioner(Limits::unlimited());
+    p.create(
+        &acme(),
+        CreateStore::named("shop1"),
+        RequestOptions::default(),
+    )
+    .await
+    .expect("created");
+    let name = StoreName::new("shop1").expect("valid");
+    // Pending: neither yet, and nothing is written.
+    for err in [
+        p.suspend(&acme(), "shop1", RequestOptions::default()).await,
+        p.resume(&acme(), "shop1", RequestOptions::default()).await,
+    ]
+    .map(|r| r.expect_err("not Ready"))
+    {
+        assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+        assert!(err.tenant_message().contains("Pending"), "{err}");
+    }
+    assert!(!state.get(&name).await.expect("exists").suspended);
+    let mut ready = state.get(&name).await.expect("exists");
+    ready.mark_ready();
+    let ready = state.update(&ready).await.expect("ready");
+    let suspending = p
+        .suspend(&acme(), "shop1", RequestOptions::idempotency_key("s-1"))
+        .await
+        .expect("suspend");
+    assert_eq!(
+        (suspending.status, suspending.step, suspending.suspended),
+        (Status::Updating, Step::Release, true)
+    );
+    assert_eq!(suspending.version, ready.version + 1);
+    // Again while it is being suspended: unchanged.
+    let again = p
+        .suspend(&acme(), "shop1", RequestOptions::default())
+        .await
+        .expect("again");
+    assert_eq!(again.version, suspending.version);
+    // Resume while the suspend runs: not now.
+    let err = p
+        .resume(&acme(), "shop1", RequestOptions::default())
+        .await
+        .expect_err("busy");
+    assert_eq!(err.kind(), ErrorKind::Conflict);
+    assert!(err.tenant_message().contains("in progress"), "{err}");
+    // A suspend that failed (the store was Ready before) may be resumed: the release runs again.
+    let mut failed = state.get(&name).await.expect("exists");
+    failed.status = Status::Failed;
+    state.update(&failed).await.expect("failed");
+    let resuming = p
+        .resume(&acme(), "shop1", RequestOptions::default())
+        .await
+        .expect("resume a failed suspend");
+    assert_eq!(
+        (resuming.status, resuming.step, resuming.suspended),
+        (Status::Updating, Step::Release, false)
+    );
+    // Another tenant learns nothing.
+    let err = p
+        .suspend(&globex(), "shop1", RequestOptions::default())
+        .await
+        .expect_err("hidden");
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    let actions: Vec<_> = audit_actions(&state)
+        .await
+        .into_iter()
+        .filter(|(action, _)| action == "store.suspend" || action == "store.resume")
+        .collect();
+    assert_eq!(
+        actions.len(),
+        5,
+        "a refused suspend and resume, a suspend, a refused and an accepted resume: {actions:?}"
+    );
+    p.shutdown().await;
+}
+
+#[tokio::test]
+async fn only_the_managing_object_may_suspend_a_managed_store() {
+    let (p, state) = provisioner(Limits::unlimited());
+    let manager = "Store team-a/shop1";
+    p.create(
+        &acme(),
+        CreateStore::named("shop1"),
+        RequestOptions::default().managed_by(manager),
+    )
+    .await
+    .expect("created");
+    let name = StoreName::new("shop1").expect("valid");
+    let mut ready = state.get(&name).await.expect("exists");
+    ready.mark_ready();
+    state.update(&ready).await.expect("ready");
+    let err = p
+        .suspend(&admin(), "shop1", RequestOptions::default())
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind(), ErrorKind::ManagedExternally);
+    assert!(!state.get(&name).await.expect("kept").suspended);
+    let suspended = p
+        .suspend(
+            &acme(),
+            "shop1",
+            RequestOptions::default().managed_by(manager),
+        )
+        .await
+        .expect("the manager suspends");
+    assert!(suspended.suspended);
+    p.shutdown().await;
+}

@@ -16,7 +16,7 @@ macro_rules! store_cols {
     () => {
         "name, tenant, engine, plan, status, step, message, namespace, storefront_url, \
          admin_url, created_at, updated_at, ready_at, provisioning_seconds, attempts, version, \
-         managed_by"
+         managed_by, suspended"
     };
 }
 pub(crate) use store_cols;
@@ -54,6 +54,7 @@ pub(crate) struct RawStore {
     pub attempts: i64,
     pub version: i64,
     pub managed_by: Option<String>,
+    pub suspended: bool,
 }
 
 impl RawStore {
@@ -83,6 +84,7 @@ impl RawStore {
             version: u64::try_from(self.version)
                 .map_err(|_| corrupt(backend, "version out of range"))?,
             managed_by: self.managed_by,
+            suspended: self.suspended,
         })
     }
 }

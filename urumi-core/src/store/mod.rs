@@ -61,17 +61,21 @@ pub enum Status {
     /// Was Ready; a change asked for (a plan change) is being applied from `step`, then
     /// Ready again (or Failed with the reason, retryable).
     Updating,
+    /// Was Ready; a workload became unavailable (`message` names it, since when, and its
+    /// last Event). Back to `Ready` on its own when the workloads recover.
+    Degraded,
 }
 
 impl Status {
     /// Every status.
-    pub const ALL: [Status; 6] = [
+    pub const ALL: [Status; 7] = [
         Status::Pending,
         Status::Provisioning,
         Status::Ready,
         Status::Failed,
         Status::Deleting,
         Status::Updating,
+        Status::Degraded,
     ];
 
     /// The name used in JSON and in the state backends.
@@ -83,12 +87,13 @@ impl Status {
             Status::Failed => "Failed",
             Status::Deleting => "Deleting",
             Status::Updating => "Updating",
+            Status::Degraded => "Degraded",
         }
     }
 
-    /// `Ready` and `Failed` are at rest: no background work is owed to them.
+    /// `Ready`, `Degraded` and `Failed` are at rest: no background work is owed to them.
     pub fn is_at_rest(self) -> bool {
-        matches!(self, Status::Ready | Status::Failed)
+        matches!(self, Status::Ready | Status::Degraded | Status::Failed)
     }
 }
 
@@ -271,6 +276,10 @@ pub struct Store {
     pub attempts: u32,
     /// The optimistic-concurrency version; the state store sets and bumps it.
     pub version: u64,
+    /// Suspended: its workloads are stopped and its Ingress removed, its volumes and
+    /// credentials kept (`suspend`/`resume`). A suspended store is `Ready` once stopped.
+    #[serde(default)]
+    pub suspended: bool,
     /// The Kubernetes object that manages this store (`Store <namespace>/<name>`, operator
     /// mode); absent for stores created through the API. Only that object may delete it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -297,6 +306,7 @@ impl Store {
             provisioning_seconds: None,
             attempts: 0,
             version: 0,
+            suspended: false,
             managed_by: None,
         }
     }

@@ -7,6 +7,7 @@
 //!  PATCH  /stores/{name} {plan}   + Idempotency-Key                          ─▶ update ─▶ 202 Store (Updating)
 //!  DELETE /stores/{name}          + Idempotency-Key                          ─▶ delete ─▶ 202 Store (Deleting)
 //!  POST   /stores/{name}/retry    + Idempotency-Key                          ─▶ retry  ─▶ 202 Store
+//!  POST   /stores/{name}/suspend, /resume + Idempotency-Key           ─▶ suspend / resume ─▶ 202 Store
 //!  GET    /stores/{name}/credentials                                         ─▶ credentials (audited) ─▶ 200
 //!  GET    /stores/{name}/usage                                               ─▶ usage  ─▶ 200 StoreUsage (read now)
 //!  GET    /plans                                                             ─▶ plans  ─▶ 200 {items}
@@ -230,6 +231,49 @@ pub async fn retry(
     let opts = request_options(&headers)?;
     Ok(accepted(
         &state.provisioner.retry(&caller, &name, opts).await?,
+        false,
+    ))
+}
+
+/// Suspends a Ready store: its workloads stop (zero replicas) and its Ingress goes; its
+/// volumes and credentials stay. `Updating`, then `Ready` with `suspended: true`.
+/// Already suspended: the store unchanged.
+#[utoipa::path(post, path = "/api/v1/stores/{name}/suspend", tag = "stores",
+    params(("name" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 202, description = "accepted (or unchanged: already suspended)", body = StoreDoc),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict: not Ready, or a change in progress; managed_externally", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn suspend(
+    State(state): State<AppState>,
+    AuthedCaller(caller): AuthedCaller,
+    headers: HeaderMap,
+    AppPath(name): AppPath<String>,
+) -> Result<Response, AppError> {
+    let opts = request_options(&headers)?;
+    Ok(accepted(
+        &state.provisioner.suspend(&caller, &name, opts).await?,
+        false,
+    ))
+}
+
+/// Resumes a suspended store on its volumes and credentials: `Updating`, then `Ready`
+/// with `suspended: false`. Not suspended: the store unchanged.
+#[utoipa::path(post, path = "/api/v1/stores/{name}/resume", tag = "stores",
+    params(("name" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 202, description = "accepted (or unchanged: not suspended)", body = StoreDoc),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict: not Ready, or a change in progress; managed_externally", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn resume(
+    State(state): State<AppState>,
+    AuthedCaller(caller): AuthedCaller,
+    headers: HeaderMap,
+    AppPath(name): AppPath<String>,
+) -> Result<Response, AppError> {
+    let opts = request_options(&headers)?;
+    Ok(accepted(
+        &state.provisioner.resume(&caller, &name, opts).await?,
         false,
     ))
 }

@@ -160,7 +160,8 @@ class Store:
         """Its plan (``small``, ``medium``, ``large``)."""
     @property
     def status(self) -> str:
-        """``Pending``, ``Provisioning``, ``Ready``, ``Updating``, ``Failed`` or ``Deleting``."""
+        """``Pending``, ``Provisioning``, ``Ready``, ``Updating``, ``Degraded``, ``Failed`` or
+        ``Deleting``."""
     @property
     def step(self) -> str:
         """The step in progress, or the one that failed."""
@@ -194,6 +195,9 @@ class Store:
     @property
     def managed_by(self) -> Optional[str]:
         """The Kubernetes object managing the store (``Store <namespace>/<name>``), or ``None``."""
+    @property
+    def suspended(self) -> bool:
+        """Suspended: no pod runs and no Ingress exists; volumes and credentials are kept."""
     def to_dict(self) -> dict[str, Any]:
         """The HTTP API's Store JSON as a dict (camelCase keys)."""
 
@@ -375,6 +379,12 @@ class Provisioner:
         """Starts deleting a store (status ``Deleting``)."""
     async def retry(self, name: str, *, idempotency_key: Optional[str] = None) -> Store:
         """Provisions a ``Failed`` store again from the step that failed."""
+    async def suspend(self, name: str, *, idempotency_key: Optional[str] = None) -> Store:
+        """Stops a Ready store (``Updating``, then ``Ready`` with ``suspended`` true): no pod
+        runs, no Ingress; volumes and credentials kept. Already suspended: unchanged."""
+    async def resume(self, name: str, *, idempotency_key: Optional[str] = None) -> Store:
+        """Starts a suspended store again on the same volumes and credentials (``Updating``,
+        then ``Ready`` with ``suspended`` false). Not suspended: unchanged."""
     async def update(
         self, name: str, *, plan: str, idempotency_key: Optional[str] = None
     ) -> Store:
@@ -474,6 +484,12 @@ class SyncProvisioner:
         """Starts deleting a store (status ``Deleting``)."""
     def retry(self, name: str, *, idempotency_key: Optional[str] = None) -> Store:
         """Provisions a ``Failed`` store again from the step that failed."""
+    def suspend(self, name: str, *, idempotency_key: Optional[str] = None) -> Store:
+        """Stops a Ready store (``Updating``, then ``Ready`` with ``suspended`` true): no pod
+        runs, no Ingress; volumes and credentials kept. Already suspended: unchanged."""
+    def resume(self, name: str, *, idempotency_key: Optional[str] = None) -> Store:
+        """Starts a suspended store again on the same volumes and credentials (``Updating``,
+        then ``Ready`` with ``suspended`` false). Not suspended: unchanged."""
     def update(self, name: str, *, plan: str, idempotency_key: Optional[str] = None) -> Store:
         """Changes a Ready store's plan (status ``Updating``, then ``Ready``); refused with
         ``PlanTooSmallError`` when the store holds more than the new plan allows."""

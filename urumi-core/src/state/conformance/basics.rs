@@ -20,6 +20,7 @@ pub async fn case_insert_then_get_round_trips(store: Arc<dyn StateStore>) {
     s.provisioning_seconds = Some(12.5);
     s.attempts = 2;
     s.managed_by = Some("Store team-a/shop1".into());
+    s.suspended = true;
     let stored = insert_ok(&store, &s).await;
     assert_eq!(stored.version, 1, "a new record starts at version 1");
     let got = store.get(&name("shop1")).await.expect("get after insert");
@@ -32,6 +33,7 @@ pub async fn case_insert_then_get_round_trips(store: Arc<dyn StateStore>) {
     assert_eq!(got.plan, Plan::Large);
     assert_eq!(got.provisioning_seconds, Some(12.5));
     assert_eq!(got.managed_by.as_deref(), Some("Store team-a/shop1"));
+    assert!(got.suspended, "suspended is stored");
 }
 
 pub async fn case_duplicate_name_is_store_exists(store: Arc<dyn StateStore>) {
@@ -174,6 +176,15 @@ pub async fn case_update_bumps_version_and_refuses_stale(store: Arc<dyn StateSto
     assert_eq!(v2.version, 2);
     assert_eq!(v2.step, Step::Release);
     assert_eq!(v2.created_at, v1.created_at, "created_at never changes");
+    let mut suspend = v2.clone();
+    suspend.suspended = true;
+    let v3 = store.update(&suspend).await.expect("suspend");
+    assert!(v3.suspended, "an update writes suspended");
+    let mut resume = v3.clone();
+    resume.suspended = false;
+    let current = store.update(&resume).await.expect("resume");
+    assert!(!current.suspended, "and clears it");
+    assert_eq!(current.version, 4);
     let mut stale = v1.clone();
     stale.message = "lost update".into();
     assert_eq!(
@@ -182,7 +193,7 @@ pub async fn case_update_bumps_version_and_refuses_stale(store: Arc<dyn StateSto
         "stale version"
     );
     let got = store.get(&name("shop1")).await.unwrap();
-    assert_eq!(got, v2, "a refused update changes nothing");
+    assert_eq!(got, current, "a refused update changes nothing");
 }
 
 pub async fn case_delete_removes_the_record(store: Arc<dyn StateStore>) {

@@ -151,6 +151,7 @@ pub(crate) fn raw_store(row: &PgRow) -> Result<RawStore> {
         attempts: get(row, "attempts")?,
         version: get(row, "version")?,
         managed_by: get(row, "managed_by")?,
+        suspended: get(row, "suspended")?,
     })
 }
 

@@ -122,7 +122,7 @@ impl StateStore for PostgresStore {
         let row = sqlx::query(concat!(
             "INSERT INTO stores (",
             store_cols!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, $16) RETURNING ",
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, $16, $17) RETURNING ",
             store_cols!()
         ))
         .bind(s.name.as_str())
@@ -141,6 +141,7 @@ impl StateStore for PostgresStore {
         .bind(s.provisioning_seconds)
         .bind(i64::from(s.attempts))
         .bind(&s.managed_by)
+        .bind(s.suspended)
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match e {
@@ -224,7 +225,7 @@ impl StateStore for PostgresStore {
             "UPDATE stores SET tenant = $2, engine = $3, plan = $4, status = $5, step = $6, \
              message = $7, namespace = $8, storefront_url = $9, admin_url = $10, \
              updated_at = $11, ready_at = $12, provisioning_seconds = $13, attempts = $14, \
-             version = version + 1 WHERE name = $1 AND version = $15 RETURNING ",
+             suspended = $16, version = version + 1 WHERE name = $1 AND version = $15 RETURNING ",
             store_cols!()
         ))
         .bind(s.name.as_str())
@@ -242,6 +243,7 @@ impl StateStore for PostgresStore {
         .bind(s.provisioning_seconds)
         .bind(i64::from(s.attempts))
         .bind(i64::try_from(s.version).unwrap_or(i64::MAX))
+        .bind(s.suspended)
         .fetch_optional(&mut *tx)
         .await
         .map_err(err("update"))?;

@@ -331,6 +331,7 @@ pub(crate) fn raw_store(row: &SqliteRow) -> Result<RawStore> {
         attempts: get(row, "attempts")?,
         version: get(row, "version")?,
         managed_by: get(row, "managed_by")?,
+        suspended: get(row, "suspended")?,
     })
 }
 
