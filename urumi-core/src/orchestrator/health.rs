@@ -57,6 +57,11 @@ pub struct Unavailable {
 /// How often the Degraded records are re-read besides the watch events.
 const REREAD: Duration = Duration::from_secs(60);
 
+/// How long a store found not Ready (still provisioning, being changed, suspended) is
+/// not read again while its workloads stay unavailable: a rollout of many stores must
+/// not turn every watch event into a read of each.
+const NOT_READY_RECHECK: Duration = Duration::from_secs(2);
+
 /// Runs until shutdown: marks stores Degraded and Ready again as their workloads go.
 pub(crate) async fn health_loop(shared: Arc<Shared>, source: Arc<dyn HealthSource>) {
     let grace = shared.settings.degraded_after;
@@ -64,6 +69,8 @@ pub(crate) async fn health_loop(shared: Arc<Shared>, source: Arc<dyn HealthSourc
     // Store → when this process first saw it unavailable.
     let mut first_seen: HashMap<String, (Instant, DateTime<Utc>)> = HashMap::new();
     let mut degraded: HashSet<String> = HashSet::new();
+    // Store → until when it is not read again (it was not Ready when last read).
+    let mut not_ready: HashMap<String, Instant> = HashMap::new();
     let mut reread_at = Instant::now();
     tokio::select! {
         _ = shared.shutdown.cancelled() => return,
@@ -75,10 +82,15 @@ pub(crate) async fn health_loop(shared: Arc<Shared>, source: Arc<dyn HealthSourc
             reread_at = Instant::now() + REREAD;
         }
         // Wake at the next event, when a pending store's grace ends, or for the re-read.
+        // (A store waits for its grace to end, then — if it was not Ready — for its
+        // re-check; one Degraded already needs no timer.)
         let next_due = first_seen
             .iter()
             .filter(|(name, _)| !degraded.contains(*name))
-            .map(|(_, (seen, _))| *seen + grace)
+            .map(|(name, (seen, _))| {
+                let due = *seen + grace;
+                not_ready.get(name).map_or(due, |until| due.max(*until))
+            })
             .min()
             .unwrap_or(reread_at)
             .min(reread_at);
@@ -93,15 +105,18 @@ pub(crate) async fn health_loop(shared: Arc<Shared>, source: Arc<dyn HealthSourc
         let unavailable = source.unavailable();
         first_seen.retain(|name, _| unavailable.contains_key(name));
         let now = Instant::now();
+        not_ready.retain(|_, until| *until > now);
         for (name, workloads) in &unavailable {
             let (seen, since) = *first_seen
                 .entry(name.clone())
                 .or_insert_with(|| (now, Utc::now()));
-            if degraded.contains(name) || now < seen + grace {
+            if degraded.contains(name) || now < seen + grace || not_ready.contains_key(name) {
                 continue;
             }
             if mark_degraded(&shared, &*source, name, workloads, since).await {
                 degraded.insert(name.clone());
+            } else {
+                not_ready.insert(name.clone(), now + NOT_READY_RECHECK);
             }
         }
         let recovered: Vec<String> = degraded
