@@ -196,6 +196,7 @@ export type ErrorCode =
   | 'cursor_expired'
   | 'managed_externally'
   | 'plan_too_small'
+  | 'precondition_failed'
 
 /** Every code an error may carry, in urumi-core's order. */
 export declare const errorCodes: readonly ErrorCode[]

@@ -216,6 +216,12 @@ export interface RequestOpts {
    * `idempotency_mismatch`; while the first still runs, `idempotency_in_progress`.
    */
   idempotencyKey?: string
+  /**
+   * Changes the store only if its record is at this `version` (what `get` returned),
+   * else rejects with `precondition_failed` and changes nothing. For calls on an
+   * existing store (delete, retry, update, suspend, resume).
+   */
+  ifVersion?: number
 }
 
 /** The change of `update`. */

@@ -232,10 +232,58 @@ async fn every_implemented_row_of_the_contract() {
         .patch(&store_path(&name), json!({"plan": "small", "name": "x"}))
         .await;
     a.assert_problem(422, "invalid_spec");
+    // If-Match: GET gives the version as an ETag; a stale one is 412 and changes nothing;
+    // a malformed one is 422.
+    let current = acme.get(&store_path(&name)).await;
+    let etag = current
+        .headers
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .expect("ETag on GET")
+        .to_owned();
+    assert_eq!(etag, format!("\"{}\"", current.json["version"]), "{etag}");
+    let stale = format!("\"{}\"", current.json["version"].as_u64().unwrap_or(0) - 1);
+    for (path, method) in [
+        (store_path(&name), Method::PATCH),
+        (format!("{}/suspend", store_path(&name)), Method::POST),
+        (store_path(&name), Method::DELETE),
+    ] {
+        let mut r = acme
+            .request(method.clone(), &path)
+            .header("if-match", &stale);
+        if method == Method::PATCH {
+            r = r.json(&json!({"plan": "small"}));
+        }
+        acme.send(r)
+            .await
+            .assert_problem(412, "precondition_failed");
+    }
+    for bad in ["W/\"3\"", "\"x\"", "\"1\", \"2\""] {
+        acme.send(
+            acme.request(Method::POST, &format!("{}/suspend", store_path(&name)))
+                .header("if-match", bad),
+        )
+        .await
+        .assert_problem(422, "invalid_spec");
+    }
+    let unchanged = acme.get(&store_path(&name)).await;
+    assert_eq!(
+        (
+            &unchanged.json["version"],
+            &unchanged.json["plan"],
+            &unchanged.json["status"]
+        ),
+        (&current.json["version"], &json!("large"), &json!("Ready")),
+        "a failed precondition changes nothing"
+    );
     let a = acme
-        .patch(&store_path(&name), json!({"plan": "small"}))
+        .send(
+            acme.request(Method::PATCH, &store_path(&name))
+                .header("if-match", &etag)
+                .json(&json!({"plan": "small"})),
+        )
         .await;
-    assert_eq!(a.status, 202, "{}", a.json);
+    assert_eq!(a.status, 202, "the current version matches: {}", a.json);
     acme.wait_status(&name, "Ready", READY_TIMEOUT).await;
 
     // suspend / resume: Updating → Ready with suspended set, idempotent; verify refuses a

@@ -42,7 +42,7 @@ test('errorCodes is urumi-core ErrorKind::ALL, and the d.ts ErrorCode union agre
     'rate_limited', 'conflict', 'idempotency_mismatch', 'idempotency_in_progress',
     'unauthorized', 'forbidden', 'timeout', 'invalid_config', 'unavailable', 'unsupported',
     'internal', 'store_failed', 'cursor_expired', 'managed_externally',
-    'plan_too_small',
+    'plan_too_small', 'precondition_failed',
   ])
   const dts = readFileSync(new URL('../index.d.ts', import.meta.url), 'utf8')
   const union = /export type ErrorCode =([^]*?)\n\n/.exec(dts)

@@ -88,6 +88,9 @@ for (const [backend, stateUrl] of /** @type {const} */ ([
       assert.deepEqual([resuming.status, resuming.suspended], ['Updating', false])
       const resumed = await p.wait(name, { status: 'Ready', timeoutMs: 120_000 })
       assert.equal(resumed.suspended, false)
+      await assert.rejects(p.suspend(name, { ifVersion: resumed.version - 1 }), (e) => e instanceof UrumiError && e.code === 'precondition_failed')
+      await assert.rejects(p.suspend(name, { ifVersion: -1 }), (e) => e instanceof UrumiError && e.code === 'invalid_spec')
+      assert.equal((await p.get(name)).version, resumed.version, 'a failed precondition changes nothing')
       assert.equal((await p.credentials(name)).password, login.password, 'the same credentials')
       await assert.rejects(p.usage('no-such-store'), (e) => e instanceof UrumiError && e.code === 'not_found')
 

@@ -71,6 +71,10 @@ pub struct RequestOpts {
     /// request returns the first outcome for 24 hours; with another request it is
     /// `idempotency_mismatch`; while the first still runs, `idempotency_in_progress`.
     pub idempotency_key: Option<String>,
+    /// Changes the store only if its record is at this `version` (what `get` returned),
+    /// else rejects with `precondition_failed` and changes nothing. For calls on an
+    /// existing store (delete, retry, update, suspend, resume).
+    pub if_version: Option<i64>,
 }
 
 /// The change of `update`.
@@ -182,11 +186,21 @@ fn caller_of(options: &OpenOptions) -> urumi_core::Result<Caller> {
     })
 }
 
-fn request_options(opts: Option<RequestOpts>) -> RequestOptions {
-    RequestOptions {
-        idempotency_key: opts.and_then(|o| o.idempotency_key),
+fn request_options(opts: Option<RequestOpts>) -> napi::Result<RequestOptions> {
+    let Some(opts) = opts else {
+        return Ok(RequestOptions::default());
+    };
+    let if_version = opts
+        .if_version
+        .map(|v| {
+            u64::try_from(v).map_err(|_| crate::error::invalid("ifVersion", "must be 0 or more"))
+        })
+        .transpose()?;
+    Ok(RequestOptions {
+        idempotency_key: opts.idempotency_key,
+        if_version,
         ..Default::default()
-    }
+    })
 }
 
 fn timeout(ms: Option<u32>) -> Duration {
@@ -246,7 +260,7 @@ impl Provisioner {
             tenant: request.tenant,
         };
         let store = p
-            .create(&self.caller, request, request_options(opts))
+            .create(&self.caller, request, request_options(opts)?)
             .await
             .js()?;
         to_json(&store)
@@ -294,7 +308,7 @@ impl Provisioner {
     pub async fn delete(&self, name: String, opts: Option<RequestOpts>) -> napi::Result<Value> {
         let p = self.handle()?;
         let store = p
-            .delete(&self.caller, &name, request_options(opts))
+            .delete(&self.caller, &name, request_options(opts)?)
             .await
             .js()?;
         to_json(&store)
@@ -314,7 +328,7 @@ impl Provisioner {
         let p = self.handle()?;
         let change = urumi_core::UpdateStore { plan: change.plan };
         let store = p
-            .update(&self.caller, &name, change, request_options(opts))
+            .update(&self.caller, &name, change, request_options(opts)?)
             .await
             .js()?;
         to_json(&store)
@@ -326,7 +340,7 @@ impl Provisioner {
     pub async fn retry(&self, name: String, opts: Option<RequestOpts>) -> napi::Result<Value> {
         let p = self.handle()?;
         let store = p
-            .retry(&self.caller, &name, request_options(opts))
+            .retry(&self.caller, &name, request_options(opts)?)
             .await
             .js()?;
         to_json(&store)
@@ -339,7 +353,7 @@ impl Provisioner {
     pub async fn suspend(&self, name: String, opts: Option<RequestOpts>) -> napi::Result<Value> {
         let p = self.handle()?;
         let store = p
-            .suspend(&self.caller, &name, request_options(opts))
+            .suspend(&self.caller, &name, request_options(opts)?)
             .await
             .js()?;
         to_json(&store)
@@ -351,7 +365,7 @@ impl Provisioner {
     pub async fn resume(&self, name: String, opts: Option<RequestOpts>) -> napi::Result<Value> {
         let p = self.handle()?;
         let store = p
-            .resume(&self.caller, &name, request_options(opts))
+            .resume(&self.caller, &name, request_options(opts)?)
             .await
             .js()?;
         to_json(&store)

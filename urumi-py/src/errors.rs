@@ -143,6 +143,12 @@ const CLASSES: &[(ErrorKind, &str, &str, Option<&str>)] = &[
         "The store uses more than the plan asked for allows (the message has the numbers); nothing changed.",
         None,
     ),
+    (
+        ErrorKind::PreconditionFailed,
+        "PreconditionFailedError",
+        "The store is not at the version given as if_version (someone changed it); read it again.",
+        None,
+    ),
 ];
 
 /// The base class and one class per kind.

@@ -347,6 +347,19 @@ fn options(idempotency_key: Option<String>) -> RequestOptions {
     }
 }
 
+/// The options of a call on an existing store: the key, and `if_version` (the store
+/// must be at that version, else `PreconditionFailedError`).
+pub(crate) fn options_at(
+    idempotency_key: Option<String>,
+    if_version: Option<u64>,
+) -> RequestOptions {
+    RequestOptions {
+        idempotency_key,
+        if_version,
+        ..Default::default()
+    }
+}
+
 /// Provisions isolated WooCommerce stores on Kubernetes (asyncio API).
 ///
 /// `Provisioner(state, ...)` opens the state store (`sqlite://PATH`, `postgres://...`,
@@ -484,68 +497,76 @@ impl Provisioner {
     }
 
     /// Starts deleting a store (status `Deleting`).
-    #[pyo3(signature = (name, *, idempotency_key=None))]
+    #[pyo3(signature = (name, *, idempotency_key=None, if_version=None))]
     fn delete<'py>(
         &self,
         py: Python<'py>,
         name: String,
         idempotency_key: Option<String>,
+        if_version: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let h = self.shared.handle()?;
-        future_into_py(py, h.delete(name, options(idempotency_key)))
+        future_into_py(py, h.delete(name, options_at(idempotency_key, if_version)))
     }
 
     /// Provisions a `Failed` store again from the step that failed.
-    #[pyo3(signature = (name, *, idempotency_key=None))]
+    #[pyo3(signature = (name, *, idempotency_key=None, if_version=None))]
     fn retry<'py>(
         &self,
         py: Python<'py>,
         name: String,
         idempotency_key: Option<String>,
+        if_version: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let h = self.shared.handle()?;
-        future_into_py(py, h.retry(name, options(idempotency_key)))
+        future_into_py(py, h.retry(name, options_at(idempotency_key, if_version)))
     }
 
     /// Stops a Ready store (`Updating`, then `Ready` with `suspended` true): no pod runs,
     /// no Ingress; volumes and credentials kept. Already suspended: unchanged.
-    #[pyo3(signature = (name, *, idempotency_key=None))]
+    #[pyo3(signature = (name, *, idempotency_key=None, if_version=None))]
     fn suspend<'py>(
         &self,
         py: Python<'py>,
         name: String,
         idempotency_key: Option<String>,
+        if_version: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let h = self.shared.handle()?;
-        future_into_py(py, h.suspend(name, options(idempotency_key)))
+        future_into_py(py, h.suspend(name, options_at(idempotency_key, if_version)))
     }
 
     /// Starts a suspended store again on the same volumes and credentials (`Updating`,
     /// then `Ready` with `suspended` false). Not suspended: unchanged.
-    #[pyo3(signature = (name, *, idempotency_key=None))]
+    #[pyo3(signature = (name, *, idempotency_key=None, if_version=None))]
     fn resume<'py>(
         &self,
         py: Python<'py>,
         name: String,
         idempotency_key: Option<String>,
+        if_version: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let h = self.shared.handle()?;
-        future_into_py(py, h.resume(name, options(idempotency_key)))
+        future_into_py(py, h.resume(name, options_at(idempotency_key, if_version)))
     }
 
     /// Changes a Ready store's plan (status `Updating`, then `Ready`); refused with
     /// `PlanTooSmallError` when the store holds more than the new plan allows.
-    #[pyo3(signature = (name, *, plan, idempotency_key=None))]
+    #[pyo3(signature = (name, *, plan, idempotency_key=None, if_version=None))]
     fn update<'py>(
         &self,
         py: Python<'py>,
         name: String,
         plan: String,
         idempotency_key: Option<String>,
+        if_version: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let h = self.shared.handle()?;
         let change = urumi_core::UpdateStore::plan(plan);
-        future_into_py(py, h.update(name, change, options(idempotency_key)))
+        future_into_py(
+            py,
+            h.update(name, change, options_at(idempotency_key, if_version)),
+        )
     }
 
     /// The store's admin login (audited).

@@ -15,7 +15,9 @@ use urumi_core::RequestOptions;
 
 use crate::args;
 use crate::block_on;
-use crate::provisioner::{OpenArgs, Shared, audit_query, close, create_request, list_query};
+use crate::provisioner::{
+    OpenArgs, Shared, audit_query, close, create_request, list_query, options_at,
+};
 use crate::stream::SyncChangeStream;
 use crate::types::{Credentials, RawEventPage, RawJson, RawStorePage, Store};
 
@@ -116,68 +118,76 @@ impl SyncProvisioner {
     }
 
     /// Starts deleting a store (status `Deleting`).
-    #[pyo3(signature = (name, *, idempotency_key=None))]
+    #[pyo3(signature = (name, *, idempotency_key=None, if_version=None))]
     fn delete(
         &self,
         py: Python<'_>,
         name: String,
         idempotency_key: Option<String>,
+        if_version: Option<u64>,
     ) -> PyResult<Store> {
         let h = self.shared.handle()?;
-        block_on(py, h.delete(name, options(idempotency_key)))
+        block_on(py, h.delete(name, options_at(idempotency_key, if_version)))
     }
 
     /// Provisions a `Failed` store again from the step that failed.
-    #[pyo3(signature = (name, *, idempotency_key=None))]
+    #[pyo3(signature = (name, *, idempotency_key=None, if_version=None))]
     fn retry(
         &self,
         py: Python<'_>,
         name: String,
         idempotency_key: Option<String>,
+        if_version: Option<u64>,
     ) -> PyResult<Store> {
         let h = self.shared.handle()?;
-        block_on(py, h.retry(name, options(idempotency_key)))
+        block_on(py, h.retry(name, options_at(idempotency_key, if_version)))
     }
 
     /// Stops a Ready store (`Updating`, then `Ready` with `suspended` true): no pod runs,
     /// no Ingress; volumes and credentials kept. Already suspended: unchanged.
-    #[pyo3(signature = (name, *, idempotency_key=None))]
+    #[pyo3(signature = (name, *, idempotency_key=None, if_version=None))]
     fn suspend(
         &self,
         py: Python<'_>,
         name: String,
         idempotency_key: Option<String>,
+        if_version: Option<u64>,
     ) -> PyResult<Store> {
         let h = self.shared.handle()?;
-        block_on(py, h.suspend(name, options(idempotency_key)))
+        block_on(py, h.suspend(name, options_at(idempotency_key, if_version)))
     }
 
     /// Starts a suspended store again on the same volumes and credentials (`Updating`,
     /// then `Ready` with `suspended` false). Not suspended: unchanged.
-    #[pyo3(signature = (name, *, idempotency_key=None))]
+    #[pyo3(signature = (name, *, idempotency_key=None, if_version=None))]
     fn resume(
         &self,
         py: Python<'_>,
         name: String,
         idempotency_key: Option<String>,
+        if_version: Option<u64>,
     ) -> PyResult<Store> {
         let h = self.shared.handle()?;
-        block_on(py, h.resume(name, options(idempotency_key)))
+        block_on(py, h.resume(name, options_at(idempotency_key, if_version)))
     }
 
     /// Changes a Ready store's plan (status `Updating`, then `Ready`); refused with
     /// `PlanTooSmallError` when the store holds more than the new plan allows.
-    #[pyo3(signature = (name, *, plan, idempotency_key=None))]
+    #[pyo3(signature = (name, *, plan, idempotency_key=None, if_version=None))]
     fn update(
         &self,
         py: Python<'_>,
         name: String,
         plan: String,
         idempotency_key: Option<String>,
+        if_version: Option<u64>,
     ) -> PyResult<Store> {
         let h = self.shared.handle()?;
         let change = urumi_core::UpdateStore::plan(plan);
-        block_on(py, h.update(name, change, options(idempotency_key)))
+        block_on(
+            py,
+            h.update(name, change, options_at(idempotency_key, if_version)),
+        )
     }
 
     /// The store's admin login (audited).

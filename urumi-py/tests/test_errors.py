@@ -31,6 +31,7 @@ NAMES = {
     "cursor_expired": urumi.CursorExpiredError,
     "managed_externally": urumi.ManagedExternallyError,
     "plan_too_small": urumi.PlanTooSmallError,
+    "precondition_failed": urumi.PreconditionFailedError,
 }
 
 

@@ -69,6 +69,9 @@ async def test_create_ready_delete(prov: urumi.Provisioner) -> None:
     assert resuming.status == "Updating" and not resuming.suspended
     resumed = await prov.wait(name, status="Ready", timeout=READY_TIMEOUT)
     assert not resumed.suspended and resumed.to_dict()["suspended"] is False
+    with pytest.raises(urumi.PreconditionFailedError):
+        await prov.suspend(name, if_version=resumed.version - 1)
+    assert (await prov.get(name)).version == resumed.version, "a failed precondition changes nothing"
     assert (await prov.credentials(name)).password == creds.password, "credentials kept"
     plans = prov.plans()
     assert [p["name"] for p in plans] == ["small", "medium", "large"]

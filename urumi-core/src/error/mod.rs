@@ -229,6 +229,17 @@ pub enum Error {
         /// `"requests.storage: uses 11Gi, the plan allows 10Gi"`, one per resource.
         over: Vec<String>,
     },
+    /// The caller's precondition on the record's version (HTTP `If-Match`) does not hold:
+    /// someone changed the store since the caller read it; nothing was changed.
+    #[error("store {name} is at version {current}, not {expected}; read it again")]
+    VersionMismatch {
+        /// The store.
+        name: String,
+        /// The version the caller expected.
+        expected: u64,
+        /// The record's version.
+        current: u64,
+    },
     /// The first outcome of an idempotent request, replayed for a duplicate: the same
     /// kind and message as the first answer.
     #[error("{message}")]
@@ -299,6 +310,7 @@ impl Error {
             Error::CursorExpired { .. } => ErrorKind::CursorExpired,
             Error::ManagedExternally { .. } => ErrorKind::ManagedExternally,
             Error::PlanTooSmall { .. } => ErrorKind::PlanTooSmall,
+            Error::VersionMismatch { .. } => ErrorKind::PreconditionFailed,
             Error::Replayed { kind, .. } => *kind,
         }
     }
@@ -397,11 +409,14 @@ pub enum ErrorKind {
     ManagedExternally,
     /// `plan_too_small` (HTTP 409): the store uses more than the plan asked for allows.
     PlanTooSmall,
+    /// `precondition_failed` (HTTP 412): the store changed since the version the caller
+    /// named (`If-Match`); read it again.
+    PreconditionFailed,
 }
 
 impl ErrorKind {
     /// Every kind, in declaration order (for tables and tests).
-    pub const ALL: [ErrorKind; 20] = [
+    pub const ALL: [ErrorKind; 21] = [
         ErrorKind::InvalidName,
         ErrorKind::InvalidSpec,
         ErrorKind::StoreExists,
@@ -422,6 +437,7 @@ impl ErrorKind {
         ErrorKind::CursorExpired,
         ErrorKind::ManagedExternally,
         ErrorKind::PlanTooSmall,
+        ErrorKind::PreconditionFailed,
     ];
 
     /// The stable machine string: the problem `code` of the HTTP API.
@@ -447,6 +463,7 @@ impl ErrorKind {
             ErrorKind::CursorExpired => "cursor_expired",
             ErrorKind::ManagedExternally => "managed_externally",
             ErrorKind::PlanTooSmall => "plan_too_small",
+            ErrorKind::PreconditionFailed => "precondition_failed",
         }
     }
 
@@ -461,6 +478,7 @@ impl ErrorKind {
             | ErrorKind::ManagedExternally
             | ErrorKind::PlanTooSmall => 409,
             ErrorKind::CursorExpired => 410,
+            ErrorKind::PreconditionFailed => 412,
             ErrorKind::NotFound => 404,
             ErrorKind::QuotaExceeded | ErrorKind::RateLimited => 429,
             ErrorKind::Unauthorized => 401,

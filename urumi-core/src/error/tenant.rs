@@ -34,6 +34,7 @@ impl Error {
             | Error::CursorExpired { .. }
             | Error::ManagedExternally { .. }
             | Error::PlanTooSmall { .. }
+            | Error::VersionMismatch { .. }
             | Error::Replayed { .. }
             | Error::StoreFailed(_) => self.to_string(),
             // Urumi writes these (which wait, on which of the store's objects).

@@ -367,10 +367,7 @@ impl Operator {
             }
             Ok(_) => {}
         }
-        let opts = RequestOptions {
-            idempotency_key: None,
-            managed_by: Some(manager),
-        };
+        let opts = RequestOptions::default().managed_by(manager);
         let store = self.provisioner.delete(&admin, &name, opts).await?;
         self.report(&obj, &store).await?;
         self.provisioner

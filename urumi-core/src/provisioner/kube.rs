@@ -375,11 +375,14 @@ impl Inner {
 
     /// Read-modify-write of a store's record, retried on version conflicts; the
     /// idempotency key (if any) is completed with the written record, in the same
-    /// transaction. Returns the store and whether it changed.
+    /// transaction. With `opts.if_version`, a record at another version is
+    /// `precondition_failed` (also when a concurrent write moved it on). Returns the store
+    /// and whether it changed.
     async fn transition<F>(
         &self,
         caller: &Caller,
         name: &str,
+        opts: &RequestOptions,
         idem: Option<&Idempotent>,
         mut change: F,
     ) -> Result<(Store, bool)>
@@ -388,6 +391,7 @@ impl Inner {
     {
         for _ in 0..10 {
             let mut store = self.visible(caller, name).await?;
+            check_version(&store, opts)?;
             if !change(&mut store)? {
                 if let Some(idem) = idem {
                     idem.complete(&*self.state, &Replay::Stored(Box::new(store.clone())))
@@ -519,7 +523,7 @@ impl Inner {
             super::idempotency::Begun::Owned(idem) => idem,
         };
         let result = self
-            .transition(&caller, &name, idem.as_ref(), |store| {
+            .transition(&caller, &name, &opts, idem.as_ref(), |store| {
                 if let Some(manager) = &store.managed_by
                     && opts.managed_by.as_ref() != Some(manager)
                 {
@@ -642,6 +646,7 @@ impl Inner {
         idem: Option<&Idempotent>,
     ) -> Result<(Store, Option<Plan>)> {
         let store = self.visible(caller, name).await?;
+        check_version(&store, opts)?;
         let check = |store: &Store| -> Result<bool> {
             if let Some(manager) = &store.managed_by
                 && opts.managed_by.as_ref() != Some(manager)
@@ -682,7 +687,7 @@ impl Inner {
         }
         let mut from = store.plan;
         let (store, changed) = self
-            .transition(caller, name, idem, |store| {
+            .transition(caller, name, opts, idem, |store| {
                 if !check(store)? {
                     return Ok(false);
                 }
@@ -723,7 +728,7 @@ impl Inner {
             super::idempotency::Begun::Owned(idem) => idem,
         };
         let result = self
-            .transition(&caller, &name, idem.as_ref(), |store| {
+            .transition(&caller, &name, &opts, idem.as_ref(), |store| {
                 if let Some(manager) = &store.managed_by
                     && opts.managed_by.as_ref() != Some(manager)
                 {
@@ -819,7 +824,7 @@ impl Inner {
             super::idempotency::Begun::Owned(idem) => idem,
         };
         let result = self
-            .transition(&caller, &name, idem.as_ref(), |store| {
+            .transition(&caller, &name, &opts, idem.as_ref(), |store| {
                 if store.status != Status::Failed {
                     return Err(Error::conflict(format!(
                         "store {} is {}, not Failed; only a failed store can be retried",
@@ -868,6 +873,18 @@ impl Inner {
             .publish(StoreChange::Updated(store.clone()));
         self.orchestrator.wake();
         Ok(store)
+    }
+}
+
+/// `opts.if_version`'s precondition on `store`.
+fn check_version(store: &Store, opts: &RequestOptions) -> Result<()> {
+    match opts.if_version {
+        Some(expected) if expected != store.version => Err(Error::VersionMismatch {
+            name: store.name.to_string(),
+            expected,
+            current: store.version,
+        }),
+        _ => Ok(()),
     }
 }
 

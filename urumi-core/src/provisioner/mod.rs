@@ -179,6 +179,10 @@ pub struct RequestOptions {
     /// has one may be deleted only by a call naming the same object (any other is
     /// `managed_externally`). Adapters serving tenants never set it.
     pub managed_by: Option<String>,
+    /// A precondition (HTTP `If-Match`): the call changes the store only if its record is
+    /// at this `version`; otherwise `precondition_failed` and nothing changes. Honoured by
+    /// the calls that change an existing store (delete, retry, update, suspend, resume).
+    pub if_version: Option<u64>,
 }
 
 impl RequestOptions {
@@ -186,8 +190,14 @@ impl RequestOptions {
     pub fn idempotency_key(key: impl Into<String>) -> Self {
         RequestOptions {
             idempotency_key: Some(key.into()),
-            managed_by: None,
+            ..Default::default()
         }
+    }
+
+    /// These options, with the precondition that the store is at `version`.
+    pub fn if_version(mut self, version: u64) -> Self {
+        self.if_version = Some(version);
+        self
     }
 
     /// These options, on behalf of the managing object `manager`.

@@ -611,3 +611,55 @@ async fn only_the_managing_object_may_suspend_a_managed_store() {
     assert!(suspended.suspended);
     p.shutdown().await;
 }
+
+#[tokio::test]
+async fn if_version_changes_the_store_only_at_that_version() {
+    let (p, state) = provisioner(Limits::unlimited());
+    let created = p
+        .create(
+            &acme(),
+            CreateStore::named("shop1"),
+            RequestOptions::default(),
+        )
+        .await
+        .expect("created");
+    let name = StoreName::new("shop1").expect("valid");
+    let mut ready = state.get(&name).await.expect("exists");
+    ready.mark_ready();
+    let ready = state.update(&ready).await.expect("ready");
+    assert_eq!(ready.version, created.version + 1);
+    // The version the caller read before the store went Ready is stale for every call.
+    let stale = || RequestOptions::default().if_version(created.version);
+    let results = [
+        p.delete(&acme(), "shop1", stale()).await,
+        p.suspend(&acme(), "shop1", stale()).await,
+        p.resume(&acme(), "shop1", stale()).await,
+        p.retry(&acme(), "shop1", stale()).await,
+        p.update(&acme(), "shop1", UpdateStore::plan("large"), stale())
+            .await,
+        // Even a call that would change nothing checks the precondition first.
+        p.update(&acme(), "shop1", UpdateStore::plan("small"), stale())
+            .await,
+    ];
+    for result in results {
+        let err = result.expect_err("stale");
+        assert_eq!(err.kind(), ErrorKind::PreconditionFailed, "{err}");
+        assert_eq!(err.kind().http_status(), 412);
+        assert!(err.tenant_message().contains("read it again"), "{err}");
+    }
+    assert_eq!(
+        state.get(&name).await.expect("kept"),
+        ready,
+        "nothing changed"
+    );
+    let suspended = p
+        .suspend(
+            &acme(),
+            "shop1",
+            RequestOptions::default().if_version(ready.version),
+        )
+        .await
+        .expect("the current version");
+    assert!(suspended.suspended);
+    p.shutdown().await;
+}

@@ -34,9 +34,56 @@ use crate::schema::{
     UpdateStoreBody, VerifyReportDoc,
 };
 
+/// `Idempotency-Key` and `If-Match` → [`RequestOptions`] (`If-Match` is honoured by the
+/// calls on an existing store; a new store has no version to match).
+fn request_options(headers: &HeaderMap) -> Result<RequestOptions, AppError> {
+    let mut opts = idempotency(headers)?;
+    opts.if_version = if_match(headers)?;
+    Ok(opts)
+}
+
+/// `If-Match: "<version>"` → the version the store must be at; `*` (any) and no header
+/// → none. One strong entity tag only: a list or a weak tag (`W/"7"`) is refused, since
+/// a record version is compared exactly.
+fn if_match(headers: &HeaderMap) -> Result<Option<u64>, AppError> {
+    let mut values = headers.get_all(header::IF_MATCH).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let bad = || {
+        AppError::invalid_field(
+            "If-Match",
+            "must be one store version as an entity tag, e.g. \"7\" (or *)",
+        )
+    };
+    if values.next().is_some() {
+        return Err(bad());
+    }
+    let text = value.to_str().map_err(|_| bad())?.trim();
+    if text == "*" {
+        return Ok(None);
+    }
+    let digits = text
+        .strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text);
+    if digits.is_empty() || digits.len() > 19 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    digits.parse().map(Some).map_err(|_| bad())
+}
+
+/// `ETag: "<version>"` of a store's record, for `If-Match`.
+fn with_etag(mut response: Response, store: &urumi_core::store::Store) -> Response {
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", store.version)) {
+        response.headers_mut().insert(header::ETAG, v);
+    }
+    response
+}
+
 /// `Idempotency-Key` → [`RequestOptions`]. Sent twice it is refused, even with one value
 /// twice: which of two keys the request is safe to repeat under is not ours to guess.
-fn request_options(headers: &HeaderMap) -> Result<RequestOptions, AppError> {
+fn idempotency(headers: &HeaderMap) -> Result<RequestOptions, AppError> {
     if headers.get_all("idempotency-key").iter().nth(1).is_some() {
         return Err(AppError::invalid_field(
             "Idempotency-Key",
@@ -64,7 +111,7 @@ fn request_options(headers: &HeaderMap) -> Result<RequestOptions, AppError> {
 }
 
 fn accepted(store: &urumi_core::store::Store, location: bool) -> Response {
-    let mut response = (StatusCode::ACCEPTED, json(store)).into_response();
+    let mut response = with_etag((StatusCode::ACCEPTED, json(store)).into_response(), store);
     if location {
         let path = format!("/api/v1/stores/{}", store.name.as_str());
         if let Ok(v) = HeaderValue::from_str(&path) {
@@ -164,20 +211,25 @@ pub async fn list(
 /// One store.
 #[utoipa::path(get, path = "/api/v1/stores/{name}", tag = "stores",
     params(("name" = String, Path)),
-    responses((status = 200, body = StoreDoc), (status = 404, body = Problem, content_type = "application/problem+json")),
+    responses((status = 200, body = StoreDoc, headers(("ETag" = String, description = "\"<version>\", for If-Match"))),
+        (status = 404, body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     AuthedCaller(caller): AuthedCaller,
     AppPath(name): AppPath<String>,
 ) -> Result<Response, AppError> {
-    Ok(json(&state.provisioner.get(&caller, &name).await?).into_response())
+    let store = state.provisioner.get(&caller, &name).await?;
+    Ok(with_etag(json(&store).into_response(), &store))
 }
 
 /// Starts deleting a store.
 #[utoipa::path(delete, path = "/api/v1/stores/{name}", tag = "stores",
-    params(("name" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 202, body = StoreDoc), (status = 404, body = Problem, content_type = "application/problem+json")),
+    params(("name" = String, Path), ("Idempotency-Key" = Option<String>, Header),
+        ("If-Match" = Option<String>, Header, description = "\"<version>\": change the store only at this version, else 412 precondition_failed")),
+    responses((status = 202, body = StoreDoc), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "precondition_failed: the store is not at the If-Match version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_spec: a malformed Idempotency-Key or If-Match", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -195,11 +247,13 @@ pub async fn delete(
 /// Changes a Ready store's plan: its quota and limits are resized and its release
 /// upgraded; status `Updating`, then `Ready`. The same plan answers the store unchanged.
 #[utoipa::path(patch, path = "/api/v1/stores/{name}", tag = "stores", request_body = UpdateStoreBody,
-    params(("name" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("name" = String, Path), ("Idempotency-Key" = Option<String>, Header),
+        ("If-Match" = Option<String>, Header, description = "\"<version>\": change the store only at this version, else 412 precondition_failed")),
     responses((status = 202, description = "accepted (or unchanged: the same plan)", body = StoreDoc),
         (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "conflict: not Ready; plan_too_small: the store holds more volumes, claims or pods than the plan allows (the numbers in detail), nothing changed; managed_externally", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "invalid_spec: no or unknown plan", body = Problem, content_type = "application/problem+json")),
+        (status = 412, description = "precondition_failed: the store is not at the If-Match version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_spec: no or unknown plan; a malformed Idempotency-Key or If-Match", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn update(
     State(state): State<AppState>,
@@ -218,9 +272,12 @@ pub async fn update(
 
 /// Retries a `Failed` store from its failed step.
 #[utoipa::path(post, path = "/api/v1/stores/{name}/retry", tag = "stores",
-    params(("name" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("name" = String, Path), ("Idempotency-Key" = Option<String>, Header),
+        ("If-Match" = Option<String>, Header, description = "\"<version>\": change the store only at this version, else 412 precondition_failed")),
     responses((status = 202, body = StoreDoc), (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict: not Failed", body = Problem, content_type = "application/problem+json")),
+        (status = 409, description = "conflict: not Failed", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "precondition_failed: the store is not at the If-Match version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_spec: a malformed Idempotency-Key or If-Match", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn retry(
     State(state): State<AppState>,
@@ -239,10 +296,13 @@ pub async fn retry(
 /// volumes and credentials stay. `Updating`, then `Ready` with `suspended: true`.
 /// Already suspended: the store unchanged.
 #[utoipa::path(post, path = "/api/v1/stores/{name}/suspend", tag = "stores",
-    params(("name" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("name" = String, Path), ("Idempotency-Key" = Option<String>, Header),
+        ("If-Match" = Option<String>, Header, description = "\"<version>\": change the store only at this version, else 412 precondition_failed")),
     responses((status = 202, description = "accepted (or unchanged: already suspended)", body = StoreDoc),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict: not Ready, or a change in progress; managed_externally", body = Problem, content_type = "application/problem+json")),
+        (status = 409, description = "conflict: not Ready, or a change in progress; managed_externally", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "precondition_failed: the store is not at the If-Match version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_spec: a malformed Idempotency-Key or If-Match", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn suspend(
     State(state): State<AppState>,
@@ -260,10 +320,13 @@ pub async fn suspend(
 /// Resumes a suspended store on its volumes and credentials: `Updating`, then `Ready`
 /// with `suspended: false`. Not suspended: the store unchanged.
 #[utoipa::path(post, path = "/api/v1/stores/{name}/resume", tag = "stores",
-    params(("name" = String, Path), ("Idempotency-Key" = Option<String>, Header)),
+    params(("name" = String, Path), ("Idempotency-Key" = Option<String>, Header),
+        ("If-Match" = Option<String>, Header, description = "\"<version>\": change the store only at this version, else 412 precondition_failed")),
     responses((status = 202, description = "accepted (or unchanged: not suspended)", body = StoreDoc),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "conflict: not Ready, or a change in progress; managed_externally", body = Problem, content_type = "application/problem+json")),
+        (status = 409, description = "conflict: not Ready, or a change in progress; managed_externally", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "precondition_failed: the store is not at the If-Match version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_spec: a malformed Idempotency-Key or If-Match", body = Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn resume(
     State(state): State<AppState>,

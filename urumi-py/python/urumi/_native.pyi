@@ -34,6 +34,7 @@ __all__ = [
     "ManagedExternallyError",
     "NotFoundError",
     "PlanTooSmallError",
+    "PreconditionFailedError",
     "Provisioner",
     "QuotaExceededError",
     "RateLimitedError",
@@ -130,6 +131,10 @@ class ManagedExternallyError(UrumiError):
 class PlanTooSmallError(UrumiError):
     """The store uses more than the plan asked for allows (the message has the numbers);
     nothing changed."""
+
+class PreconditionFailedError(UrumiError):
+    """The store is not at the version given as ``if_version`` (someone changed it); read
+    it again."""
 
 @final
 class Urls:
@@ -375,18 +380,31 @@ class Provisioner:
         cursor: Optional[str] = None,
     ) -> StorePage:
         """One page of the stores the caller may see, newest first."""
-    async def delete(self, name: str, *, idempotency_key: Optional[str] = None) -> Store:
+    async def delete(
+        self, name: str, *, idempotency_key: Optional[str] = None, if_version: Optional[int] = None
+    ) -> Store:
         """Starts deleting a store (status ``Deleting``)."""
-    async def retry(self, name: str, *, idempotency_key: Optional[str] = None) -> Store:
+    async def retry(
+        self, name: str, *, idempotency_key: Optional[str] = None, if_version: Optional[int] = None
+    ) -> Store:
         """Provisions a ``Failed`` store again from the step that failed."""
-    async def suspend(self, name: str, *, idempotency_key: Optional[str] = None) -> Store:
+    async def suspend(
+        self, name: str, *, idempotency_key: Optional[str] = None, if_version: Optional[int] = None
+    ) -> Store:
         """Stops a Ready store (``Updating``, then ``Ready`` with ``suspended`` true): no pod
         runs, no Ingress; volumes and credentials kept. Already suspended: unchanged."""
-    async def resume(self, name: str, *, idempotency_key: Optional[str] = None) -> Store:
+    async def resume(
+        self, name: str, *, idempotency_key: Optional[str] = None, if_version: Optional[int] = None
+    ) -> Store:
         """Starts a suspended store again on the same volumes and credentials (``Updating``,
         then ``Ready`` with ``suspended`` false). Not suspended: unchanged."""
     async def update(
-        self, name: str, *, plan: str, idempotency_key: Optional[str] = None
+        self,
+        name: str,
+        *,
+        plan: str,
+        idempotency_key: Optional[str] = None,
+        if_version: Optional[int] = None,
     ) -> Store:
         """Changes a Ready store's plan (status ``Updating``, then ``Ready``); refused with
         ``PlanTooSmallError`` when the store holds more than the new plan allows."""
@@ -480,17 +498,32 @@ class SyncProvisioner:
         cursor: Optional[str] = None,
     ) -> StorePage:
         """One page of the stores the caller may see, newest first."""
-    def delete(self, name: str, *, idempotency_key: Optional[str] = None) -> Store:
+    def delete(
+        self, name: str, *, idempotency_key: Optional[str] = None, if_version: Optional[int] = None
+    ) -> Store:
         """Starts deleting a store (status ``Deleting``)."""
-    def retry(self, name: str, *, idempotency_key: Optional[str] = None) -> Store:
+    def retry(
+        self, name: str, *, idempotency_key: Optional[str] = None, if_version: Optional[int] = None
+    ) -> Store:
         """Provisions a ``Failed`` store again from the step that failed."""
-    def suspend(self, name: str, *, idempotency_key: Optional[str] = None) -> Store:
+    def suspend(
+        self, name: str, *, idempotency_key: Optional[str] = None, if_version: Optional[int] = None
+    ) -> Store:
         """Stops a Ready store (``Updating``, then ``Ready`` with ``suspended`` true): no pod
         runs, no Ingress; volumes and credentials kept. Already suspended: unchanged."""
-    def resume(self, name: str, *, idempotency_key: Optional[str] = None) -> Store:
+    def resume(
+        self, name: str, *, idempotency_key: Optional[str] = None, if_version: Optional[int] = None
+    ) -> Store:
         """Starts a suspended store again on the same volumes and credentials (``Updating``,
         then ``Ready`` with ``suspended`` false). Not suspended: unchanged."""
-    def update(self, name: str, *, plan: str, idempotency_key: Optional[str] = None) -> Store:
+    def update(
+        self,
+        name: str,
+        *,
+        plan: str,
+        idempotency_key: Optional[str] = None,
+        if_version: Optional[int] = None,
+    ) -> Store:
         """Changes a Ready store's plan (status ``Updating``, then ``Ready``); refused with
         ``PlanTooSmallError`` when the store holds more than the new plan allows."""
     def credentials(self, name: str) -> Credentials:
