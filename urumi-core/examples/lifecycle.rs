@@ -54,7 +54,9 @@ fn parse_args() -> Result<Args, String> {
     let command = it
         .next()
         .ok_or("usage: lifecycle up|down|verify|resize|usage|suspend|resume NAME --state URL")?;
-    const COMMANDS: [&str; 7] = ["up", "down", "verify", "resize", "usage", "suspend", "resume"];
+    const COMMANDS: [&str; 7] = [
+        "up", "down", "verify", "resize", "usage", "suspend", "resume",
+    ];
     if !COMMANDS.contains(&command.as_str()) {
         return Err(format!(
             "unknown command {command:?}; expected one of {}",
