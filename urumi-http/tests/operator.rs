@@ -384,6 +384,60 @@ async fn an_applied_store_goes_ready_shows_its_url_and_its_deletion_leaves_nothi
         (&json!("medium"), &json!("Ready"))
     );
 
+    // spec.suspended: true suspends the store (condition Suspended True), false resumes it;
+    // the API may not do it for the object.
+    acme.post_empty(&format!("/api/v1/stores/{name}/suspend"))
+        .await
+        .assert_problem(409, "managed_externally");
+    for (suspended, generation) in [(true, 4), (false, 5)] {
+        let start = Instant::now();
+        let patch = format!("{{\"spec\":{{\"suspended\":{suspended}}}}}");
+        let out = kubectl(&[
+            "patch",
+            "store",
+            &name,
+            "-n",
+            &ns.name,
+            "--type=merge",
+            "-p",
+            &patch,
+        ]);
+        assert!(out.ok, "patch suspended={suspended}: {}", out.stderr);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let obj = ns.object(&name).expect("the object");
+            let condition = obj["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| {
+                    c["type"] == "Suspended"
+                        && c["status"] == if suspended { "True" } else { "False" }
+                        && c["observedGeneration"] == generation
+                });
+            if condition && obj["status"]["phase"] == "Ready" {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "suspended={suspended} not applied: {}",
+                obj["status"]
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let a = acme.get(&format!("/api/v1/stores/{name}")).await;
+        assert_eq!(
+            (&a.json["suspended"], &a.json["status"]),
+            (&json!(suspended), &json!("Ready")),
+            "{}",
+            a.json
+        );
+        println!(
+            "operator: spec.suspended {suspended} → Ready: {:.1} s",
+            start.elapsed().as_secs_f64()
+        );
+    }
+
     let start = Instant::now();
     let out = kubectl(&["delete", "store", &name, "-n", &ns.name, "--timeout=240s"]);
     assert!(out.ok, "delete: {}", out.stderr);

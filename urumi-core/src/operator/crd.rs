@@ -57,6 +57,10 @@ pub struct StoreResourceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new(PLAN_RULE).message("plan must be one of small, medium, large"))]
     pub plan: Option<String>,
+    /// `true`: suspend the store (no pod runs, no Ingress; volumes and credentials
+    /// kept); `false` or absent: serve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspended: Option<bool>,
 }
 
 /// Where the store answers.
@@ -75,7 +79,7 @@ pub struct StoreResourceUrls {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct StoreCondition {
-    /// `Ready`, `Failed`, `PlanApplied`.
+    /// `Ready`, `Failed`, `PlanApplied`, `Suspended`.
     #[serde(rename = "type")]
     pub type_: String,
     /// `True`, `False` or `Unknown`.

@@ -57,6 +57,9 @@ pub const FIELD_MANAGER: &str = "urumi";
 const DELETE_TIMEOUT: Duration = Duration::from_secs(600);
 /// Periodic re-check of an object at rest.
 const RESYNC: Duration = Duration::from_secs(300);
+/// How soon a change the store was too busy for (a suspend during a plan change) is
+/// asked for again.
+const BUSY_RETRY: Duration = Duration::from_secs(5);
 
 /// `Store <namespace>/<name>`: how a store records the object managing it.
 pub fn manager_of(namespace: &str, name: &str) -> String {
@@ -281,9 +284,14 @@ impl Operator {
         let admin = Caller::admin(manager.clone(), tenant.clone());
         match self.provisioner.get(&admin, &name).await {
             Ok(store) if store.managed_by.as_deref() == Some(manager.as_str()) => {
-                let store = self.change_plan(&obj, &admin, store, manager).await?;
+                let store = self
+                    .change_plan(&obj, &admin, store, manager.clone())
+                    .await?;
+                let store = self.suspend_or_resume(&obj, &admin, store, manager).await?;
                 self.report(&obj, &store).await?;
-                Ok(Action::requeue(RESYNC))
+                // A change asked for while the store was busy is applied once it is Ready.
+                let pending = obj.spec.suspended.unwrap_or(false) != store.suspended;
+                Ok(Action::requeue(if pending { BUSY_RETRY } else { RESYNC }))
             }
             Ok(_) => {
                 let why = format!(
@@ -350,6 +358,29 @@ impl Operator {
                 self.publish(obj, true, &reason, e.tenant_message()).await;
                 Ok(store)
             }
+        }
+    }
+
+    /// Suspends or resumes the store as `spec.suspended` asks, once it is serving (Ready or
+    /// Degraded); busy, it is asked again at the next reconcile.
+    async fn suspend_or_resume(
+        &self,
+        obj: &StoreResource,
+        admin: &Caller,
+        store: Store,
+        manager: String,
+    ) -> Result<Store> {
+        let wanted = obj.spec.suspended.unwrap_or(false);
+        let serving = matches!(store.status, Status::Ready | Status::Degraded);
+        if wanted == store.suspended || !serving {
+            return Ok(store);
+        }
+        let opts = RequestOptions::default().managed_by(manager);
+        let name = store.name.as_str();
+        if wanted {
+            self.provisioner.suspend(admin, name, opts).await
+        } else {
+            self.provisioner.resume(admin, name, opts).await
         }
     }
 
@@ -592,6 +623,20 @@ pub fn status_of(obj: &StoreResource, store: &Store) -> StoreResourceStatus {
         plan_applied,
         reason,
         &message,
+    ));
+    let suspended = store.suspended && !updating;
+    let (reason, message) = match (store.suspended, updating) {
+        (true, false) => ("Suspended", "no pod runs; volumes and credentials kept"),
+        (true, true) => ("Suspending", "stopping the store's workloads"),
+        (false, _) => ("Serving", ""),
+    };
+    conditions.push(condition(
+        old,
+        generation,
+        "Suspended",
+        suspended,
+        reason,
+        message,
     ));
     let urls = (store.urls.storefront.is_some() || store.urls.admin.is_some()).then(|| {
         StoreResourceUrls {
