@@ -392,6 +392,7 @@ pub async fn case_status_counts_cover_every_status(store: Arc<dyn StateStore>) {
         (Status::Failed, 0),
         (Status::Deleting, 0),
         (Status::Updating, 0),
+        (Status::Degraded, 0),
     ];
     assert_eq!(
         counts, want,
