@@ -203,9 +203,6 @@ async fn woocommerce_installs_and_gets_ready_within_the_small_plan() {
             .collect::<Vec<_>>()
     );
 
-    helm.uninstall(&release, &ctx.namespace)
-        .await
-        .expect("helm uninstall");
     let store_pvs = |items: Vec<k8s_openapi::api::core::v1::PersistentVolume>| -> Vec<String> {
         items
             .into_iter()
@@ -219,14 +216,27 @@ async fn woocommerce_installs_and_gets_ready_within_the_small_plan() {
             .map(|pv| pv.metadata.name.unwrap_or_default())
             .collect()
     };
+    // Both volumes are bound while the store runs (checked before the uninstall: MariaDB's
+    // claim goes with its StatefulSet, `whenDeleted: Delete`). KWOK makes the pods Ready
+    // without waiting for their claims, so the binding may come moments later (30 s).
     let pvs = Api::<k8s_openapi::api::core::v1::PersistentVolume>::all(client.clone());
-    let bound = store_pvs(
-        pvs.list(&ListParams::default())
-            .await
-            .expect("list PVs")
-            .items,
-    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let bound = loop {
+        let bound = store_pvs(
+            pvs.list(&ListParams::default())
+                .await
+                .expect("list PVs")
+                .items,
+        );
+        if bound.len() >= 2 || Instant::now() > deadline {
+            break bound;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     assert_eq!(bound.len(), 2, "WordPress and MariaDB volumes: {bound:?}");
+    helm.uninstall(&release, &ctx.namespace)
+        .await
+        .expect("helm uninstall");
 
     let took = guardrails
         .delete_namespace(&ctx.namespace, Duration::from_secs(120))
