@@ -63,6 +63,34 @@ export interface Store {
   managedBy?: string
   /** Suspended: no pod runs and no Ingress exists; volumes and credentials are kept. */
   suspended: boolean
+  /** The chart it runs; `null` before its release step. */
+  chart: StoreChart | null
+}
+
+/** The chart a store runs. */
+export interface StoreChart {
+  /** The chart's version. */
+  version: string
+  /** The WordPress version it installs. */
+  appVersion: string
+  /** This provisioner bundles another chart version: an upgrade would move the store. */
+  outdated: boolean
+}
+
+/** One revision of a store's release, as helm recorded it. */
+export interface StoreRevision {
+  /** Helm's revision number, from 1. */
+  revision: number
+  /** The chart's version. */
+  chartVersion: string
+  /** The application version it installed. */
+  appVersion: string
+  /** `deployed`, `superseded`, `failed`, `pending-upgrade`, … */
+  status: string
+  /** RFC 3339, when helm says. */
+  updatedAt: string | null
+  /** What made it (`Install complete`, `Upgrade complete`, …). */
+  description: string
 }
 
 /** One page of a list, newest first. */
@@ -262,6 +290,12 @@ export declare class Provisioner {
   /** Provisions a `Failed` store again. Rejects with `not_found`, `conflict`. */
   retry(name: string, options?: RequestOpts): Promise<Store>
   /**
+   * Moves an outdated store (`chart.outdated`) to the bundled chart: `Updating`, then
+   * `Ready` on it; a failed upgrade is rolled back (Ready on the previous chart). Not
+   * outdated: unchanged. Rejects with `not_found`, `conflict`, `precondition_failed`.
+   */
+  upgrade(name: string, options?: RequestOpts): Promise<Store>
+  /**
    * Stops a Ready store: `Updating`, then `Ready` with `suspended: true` (no pod, no
    * Ingress; volumes and credentials kept). Already suspended: unchanged. Rejects with
    * `not_found`, `conflict` (not Ready), `managed_externally`.
@@ -276,6 +310,8 @@ export declare class Provisioner {
    * `not_found`, `conflict` (no quota yet or any more), `unavailable` (not counted yet).
    */
   usage(name: string): Promise<StoreUsage>
+  /** The revisions of the store's release, oldest first (helm's history). Rejects with `not_found`. */
+  revisions(name: string): Promise<StoreRevision[]>
   /** Every plan and what it grants, smallest first. */
   plans(): PlanSize[]
   /** Proves a Ready store takes an order. Rejects with `not_found`, `conflict`. */

@@ -102,6 +102,10 @@ class Provisioner {
     return call(() => this.#native.retry(name, options))
   }
 
+  upgrade(name, options) {
+    return call(() => this.#native.upgrade(name, options))
+  }
+
   suspend(name, options) {
     return call(() => this.#native.suspend(name, options))
   }
@@ -116,6 +120,10 @@ class Provisioner {
 
   usage(name) {
     return call(() => this.#native.usage(name))
+  }
+
+  revisions(name) {
+    return call(() => this.#native.revisions(name))
   }
 
   plans() {

@@ -94,6 +94,12 @@ export declare class NativeProvisioner {
    * `not_found`, `conflict` (no quota yet or any more), `unavailable` (not counted yet).
    */
   usage(name: string): Promise<unknown>
+  /**
+   * The revisions of the store's release, oldest first (helm's history): `[{ revision,
+   * chartVersion, appVersion, status, updatedAt, description }]`. Rejects with
+   * `not_found`.
+   */
+  revisions(name: string): Promise<unknown>
   /** Every plan and what it grants, smallest first: `[{ name, cpuRequest, … }]`. */
   plans(): unknown
   /**

@@ -96,6 +96,10 @@ test('create → Ready → admin login → delete', async () => {
   await page.click(`tr[data-store="${name}"] a`);
   await page.waitForSelector('[data-view=store] h1 [data-testid=status]:text("Ready")');
   await page.waitForSelector('[data-testid=timeline] li', { timeout: 10000 });
+  // The chart the release was installed with (its version, the WordPress it carries).
+  await page.waitForSelector('[data-testid=chart]:has-text("(WordPress ")', { timeout: 10000 });
+  const chartText = await page.textContent('[data-testid=chart]');
+  if (!/^\d+\.\d+\.\d+ \(WordPress [^)]+\)$/.test(chartText || '')) throw new Error('chart shown as ' + chartText);
   // Usage: a bar per quota resource, read from the cluster (the small plan allows 10 pods).
   await page.waitForSelector('[data-testid=usage] tr[data-resource=pods] [role=meter]', { timeout: 10000 });
   const pods = await page.$eval('[data-testid=usage] tr[data-resource=pods] [role=meter]',

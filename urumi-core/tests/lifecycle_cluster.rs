@@ -1807,3 +1807,202 @@ async fn a_ready_store_whose_database_loses_its_ready_replica_turns_degraded_and
     ));
     delete_and_wait(&p, &name).await;
 }
+
+/// `charts/woocommerce-store` packaged by `helm package` with its version set to
+/// `version` (and `extra_template` added as `templates/zz-extra.yaml`): the chart of a
+/// provisioner built with another chart than this build's.
+fn store_chart_with(version: &str, extra_template: Option<&str>) -> &'static [u8] {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/woocommerce-store");
+    let copy = dir.path().join("woocommerce-store");
+    let status = std::process::Command::new("cp")
+        .args(["-r", source])
+        .arg(&copy)
+        .status()
+        .expect("cp");
+    assert!(status.success(), "copy the chart");
+    let chart_yaml = copy.join("Chart.yaml");
+    let text = std::fs::read_to_string(&chart_yaml).expect("Chart.yaml");
+    let bumped: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("version:") {
+                format!("version: {version}")
+            } else {
+                l.to_owned()
+            }
+        })
+        .collect();
+    std::fs::write(&chart_yaml, bumped.join("\n") + "\n").expect("write Chart.yaml");
+    if let Some(template) = extra_template {
+        std::fs::write(copy.join("templates").join("zz-extra.yaml"), template)
+            .expect("write the extra template");
+    }
+    let out = std::process::Command::new("helm")
+        .args(["package", "--destination"])
+        .arg(dir.path())
+        .arg(&copy)
+        .output()
+        .expect("helm package");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tgz = dir.path().join(format!("woocommerce-store-{version}.tgz"));
+    Box::leak(
+        std::fs::read(tgz)
+            .expect("packaged chart")
+            .into_boxed_slice(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_records_its_chart_and_is_outdated_for_a_provisioner_with_a_newer_one() {
+    use urumi_core::engine::BundledChart;
+    let (state, _dir) = sqlite_state().await;
+    let p = provisioner(state.clone(), fast_settings()).await;
+    let name = unique("lc-chart");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    create(&p, &name, Plan::Small).await;
+    let ready = wait_ready(&p, &name).await;
+    let built = BundledChart::woocommerce()
+        .version()
+        .expect("bundled version");
+    let chart = ready.chart.clone().expect("the chart is recorded");
+    assert_eq!(
+        (&chart.version, &chart.app_version, chart.outdated),
+        (&built.version, &built.app_version, false)
+    );
+    let revisions = p.revisions(&admin(), &name).await.expect("revisions");
+    assert_eq!(revisions.len(), 1, "{revisions:?}");
+    assert_eq!(
+        (revisions[0].status.as_str(), &revisions[0].chart_version),
+        ("deployed", &built.version)
+    );
+    p.shutdown().await;
+    drop(p);
+
+    // A provisioner bundling 9.9.9 sees the store as outdated; upgrade moves it.
+    let p = provisioner_with_chart(&state, "9.9.9", None).await;
+    let seen = p.get(&admin(), &name).await.expect("get");
+    assert!(seen.chart.as_ref().is_some_and(|c| c.outdated), "{seen:?}");
+    let listed = p
+        .list(&admin(), Default::default())
+        .await
+        .expect("list")
+        .items
+        .into_iter()
+        .find(|s| s.name.as_str() == name)
+        .expect("listed");
+    assert!(
+        listed.chart.is_some_and(|c| c.outdated),
+        "outdated in lists too"
+    );
+    let started = std::time::Instant::now();
+    let upgrading = p
+        .upgrade(&admin(), &name, RequestOptions::default())
+        .await
+        .expect("upgrade");
+    assert_eq!(upgrading.status, Status::Updating);
+    let moved = wait_ready(&p, &name).await;
+    let upgrade_secs = started.elapsed().as_secs_f64();
+    let chart = moved.chart.expect("chart");
+    assert_eq!((chart.version.as_str(), chart.outdated), ("9.9.9", false));
+    let revisions = p.revisions(&admin(), &name).await.expect("revisions");
+    let statuses: Vec<_> = revisions
+        .iter()
+        .map(|r| (r.revision, r.status.as_str(), r.chart_version.as_str()))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            (1, "superseded", built.version.as_str()),
+            (2, "deployed", "9.9.9")
+        ]
+    );
+    let again = p
+        .upgrade(&admin(), &name, RequestOptions::default())
+        .await
+        .expect("not outdated");
+    assert_eq!(
+        again.version, moved.version,
+        "an upgrade to the chart it runs changes nothing"
+    );
+    p.shutdown().await;
+    drop(p);
+
+    // 9.9.10 has a template the API server refuses: the upgrade fails, the release is rolled
+    // back to revision 2 and the store is Ready on 9.9.9, the failure recorded.
+    let broken = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Valid_Name\ndata: {}\n";
+    let p = provisioner_with_chart(&state, "9.9.10", Some(broken)).await;
+    let started = std::time::Instant::now();
+    p.upgrade(&admin(), &name, RequestOptions::default())
+        .await
+        .expect("upgrade accepted");
+    let back = wait_ready(&p, &name).await;
+    let rollback_secs = started.elapsed().as_secs_f64();
+    let chart = back.chart.clone().expect("chart");
+    assert_eq!(
+        (chart.version.as_str(), chart.outdated),
+        ("9.9.9", true),
+        "{back:?}"
+    );
+    assert!(
+        back.message.contains("rolled back to revision 2"),
+        "{}",
+        back.message
+    );
+    let statuses: Vec<_> = p
+        .revisions(&admin(), &name)
+        .await
+        .expect("revisions")
+        .into_iter()
+        .map(|r| (r.revision, r.status, r.chart_version))
+        .collect();
+    let last_two: Vec<_> = statuses.iter().rev().take(2).rev().cloned().collect();
+    assert_eq!(
+        last_two,
+        [
+            (3, "failed".to_owned(), "9.9.10".to_owned()),
+            (4, "deployed".to_owned(), "9.9.9".to_owned())
+        ],
+        "{statuses:?}"
+    );
+    let events = trail(&p, &name).await;
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "store.upgrade" && e.outcome == Outcome::Failure),
+        "{}",
+        describe_trail(&events)
+    );
+    assert_tenant_safe(&p, &name).await;
+    report_count(&format!(
+        "upgrade to a new chart → Ready {upgrade_secs:.1} s; a failing upgrade → rolled back, \
+         Ready {rollback_secs:.1} s (lifecycle_cluster)"
+    ));
+    delete_and_wait(&p, &name).await;
+}
+
+/// A provisioner on `state` whose WooCommerce engine bundles the store chart at `version`
+/// (with `extra_template`, if any).
+async fn provisioner_with_chart(
+    state: &Arc<dyn urumi_core::state::StateStore>,
+    version: &str,
+    extra_template: Option<&str>,
+) -> urumi_core::KubeProvisioner {
+    use urumi_core::engine::BundledChart;
+    let chart = BundledChart::new(
+        "woocommerce-store",
+        store_chart_with(version, extra_template),
+    );
+    let mut engines = Engines::empty();
+    engines.register(Arc::new(WooCommerce::new().with_chart(chart)));
+    urumi_core::KubeProvisioner::builder(kube_client().await, state.clone())
+        .settings(fast_settings())
+        .engines(engines)
+        .build()
+        .expect("a provisioner with another chart")
+}

@@ -327,6 +327,9 @@ function renderStore(name, gone) {
         $('dt', { text: 'Storefront' }), $('dd', {}, url(s.urls.storefront)),
         $('dt', { text: 'Admin' }), $('dd', {}, url(s.urls.admin)),
         $('dt', { text: 'Plan' }), $('dd', { text: s.plan + ' · ' + s.engine + ' · tenant ' + s.tenant }),
+        $('dt', { text: 'Chart' }), $('dd', { 'data-testid': 'chart', text: s.chart
+          ? s.chart.version + ' (WordPress ' + s.chart.appVersion + ')' + (s.chart.outdated ? ' — outdated: a newer chart is available' : '')
+          : '—' }),
         $('dt', { text: 'Namespace' }), $('dd', { text: s.namespace }),
         $('dt', { text: 'Created' }), $('dd', { text: new Date(s.createdAt).toLocaleString() + ' (' + since(s.createdAt) + ' ago)' }),
         $('dt', { text: 'Attempts' }), $('dd', { text: String(s.attempts) }),

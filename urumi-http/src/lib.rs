@@ -131,11 +131,13 @@ pub fn router_and_spec(state: AppState) -> (axum::Router, utoipa::openapi::OpenA
             routes::stores::delete
         ))
         .routes(routes!(routes::stores::retry))
+        .routes(routes!(routes::stores::upgrade))
         .routes(routes!(routes::stores::suspend))
         .routes(routes!(routes::stores::resume))
         .routes(routes!(routes::stores::credentials))
         .routes(routes!(routes::stores::verify))
         .routes(routes!(routes::stores::usage))
+        .routes(routes!(routes::stores::revisions))
         .routes(routes!(routes::stores::plans))
         .routes(routes!(routes::stores::events))
         .routes(routes!(routes::stores::audit))

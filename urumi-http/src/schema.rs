@@ -213,6 +213,50 @@ pub struct StoreDoc {
     managed_by: Option<String>,
     /// Suspended: no pod runs and no Ingress exists; volumes and credentials are kept.
     suspended: bool,
+    /// The chart it runs (null before its release step).
+    chart: Option<StoreChartDoc>,
+}
+
+/// The chart a store runs.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = StoreChart)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreChartDoc {
+    /// The chart's version.
+    version: String,
+    /// The WordPress version it installs.
+    app_version: String,
+    /// This server bundles another chart version: an upgrade would move the store.
+    outdated: bool,
+}
+
+/// A store's release revisions, oldest first.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct RevisionList {
+    /// The revisions.
+    items: Vec<RevisionDoc>,
+}
+
+/// One revision of a store's release, as helm recorded it.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+#[schema(as = StoreRevision)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionDoc {
+    /// Helm's revision number, from 1.
+    revision: u32,
+    /// The chart's version.
+    chart_version: String,
+    /// The application version it installed.
+    app_version: String,
+    /// `deployed`, `superseded`, `failed`, `pending-upgrade`, …
+    status: String,
+    /// RFC 3339, when helm says.
+    updated_at: Option<String>,
+    /// What made it (`Install complete`, `Upgrade complete`, …).
+    description: String,
 }
 
 /// A page of stores.

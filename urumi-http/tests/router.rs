@@ -108,6 +108,15 @@ impl Provisioner for Fake {
         self.get(c, name).await?;
         Err(Error::conflict("store is not Ready"))
     }
+    async fn upgrade(
+        &self,
+        c: &Caller,
+        name: &str,
+        _: RequestOptions,
+    ) -> urumi_core::Result<Store> {
+        self.get(c, name).await?;
+        Err(Error::conflict("store is not Ready"))
+    }
     async fn suspend(
         &self,
         c: &Caller,
@@ -120,6 +129,14 @@ impl Provisioner for Fake {
     async fn resume(&self, c: &Caller, name: &str, _: RequestOptions) -> urumi_core::Result<Store> {
         self.get(c, name).await?;
         Err(Error::conflict("store is not Ready"))
+    }
+    async fn revisions(
+        &self,
+        c: &Caller,
+        name: &str,
+    ) -> urumi_core::Result<Vec<urumi_core::store::StoreRevision>> {
+        self.get(c, name).await?;
+        Ok(Vec::new())
     }
     fn plans(&self) -> Vec<urumi_core::store::PlanEntry> {
         urumi_core::store::Plans::default().entries()
@@ -650,12 +667,14 @@ const IMPLEMENTED: &[(&str, &str)] = &[
     ("delete", "/api/v1/stores/{name}"),
     ("patch", "/api/v1/stores/{name}"),
     ("post", "/api/v1/stores/{name}/retry"),
+    ("post", "/api/v1/stores/{name}/upgrade"),
     ("post", "/api/v1/stores/{name}/suspend"),
     ("post", "/api/v1/stores/{name}/resume"),
     ("get", "/api/v1/stores/{name}/credentials"),
     ("get", "/api/v1/stores/{name}/events"),
     ("post", "/api/v1/stores/{name}/verify"),
     ("get", "/api/v1/stores/{name}/usage"),
+    ("get", "/api/v1/stores/{name}/revisions"),
     ("get", "/api/v1/plans"),
     ("get", "/api/v1/audit"),
     ("get", "/api/v1/events"),
@@ -706,7 +725,7 @@ async fn the_spec_lists_exactly_the_mounted_routes() {
     }
     // And the day-2 routes of API.md are not mounted yet.
     for (m, p) in [
-        ("POST", "/api/v1/stores/shop1/upgrade"),
+        ("POST", "/api/v1/stores/shop1/rollback"),
         ("POST", "/api/v1/rollouts"),
     ] {
         let a = send(&app, req(m, p, Some(ADMIN_KEY), None)).await;
@@ -746,9 +765,30 @@ fn the_documented_shapes_match_what_the_core_serializes() {
     store.ready_at = Some(urumi_core::store::now());
     store.provisioning_seconds = Some(1.0);
     store.managed_by = Some("Store team-a/shop1".to_owned());
+    store.chart = Some(urumi_core::store::StoreChart {
+        version: "0.2.0".into(),
+        app_version: "7.1.0".into(),
+        outdated: true,
+    });
     assert_eq!(
         props("Store"),
         keys(serde_json::to_value(&store).expect("store"))
+    );
+    assert_eq!(
+        props("StoreChart"),
+        keys(serde_json::to_value(&store.chart).expect("chart"))
+    );
+    let revision = urumi_core::store::StoreRevision {
+        revision: 1,
+        chart_version: "0.2.0".into(),
+        app_version: "7.1.0".into(),
+        status: "deployed".into(),
+        updated_at: Some(urumi_core::store::now()),
+        description: "Install complete".into(),
+    };
+    assert_eq!(
+        props("StoreRevision"),
+        keys(serde_json::to_value(&revision).expect("revision"))
     );
     assert_eq!(
         props("Urls"),

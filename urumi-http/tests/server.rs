@@ -186,6 +186,33 @@ async fn every_implemented_row_of_the_contract() {
         "no key in the audit trail"
     );
 
+    // chart and revisions: the chart the release was installed with; helm's history.
+    let a = acme.get(&store_path(&name)).await;
+    assert_eq!(a.json["chart"]["outdated"], false, "{}", a.json);
+    let chart_version = a.json["chart"]["version"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        include_str!("../../charts/woocommerce-store/Chart.yaml")
+            .contains(&format!("\nversion: {chart_version}\n")),
+        "{}",
+        a.json
+    );
+    let a = acme.get(&format!("{}/revisions", store_path(&name))).await;
+    assert_eq!(a.status, 200, "{}", a.json);
+    let last = a.json["items"]
+        .as_array()
+        .and_then(|items| items.last())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        (&last["status"], &last["chartVersion"]),
+        (&json!("deployed"), &json!(chart_version)),
+        "{}",
+        a.json
+    );
+
     // usage: the quota's count against the plan, and the volumes; plans: every plan
     let a = acme.get(&format!("{}/usage", store_path(&name))).await;
     assert_eq!(a.status, 200, "{}", a.json);
@@ -883,6 +910,10 @@ async fn a_tenant_never_reaches_another_tenants_store() {
             .await
             .assert_problem(404, "not_found");
     }
+    globex
+        .get(&format!("{p}/revisions"))
+        .await
+        .assert_problem(404, "not_found");
     let list = globex.get("/api/v1/stores?tenant=acme").await;
     assert!(!list.json.to_string().contains(&name), "{}", list.json);
     let audit = globex.get("/api/v1/audit?tenant=acme&limit=1000").await;

@@ -50,6 +50,12 @@ for (const [backend, stateUrl] of /** @type {const} */ ([
       assert.match(ready.urls.storefront ?? '', new RegExp(`^https?://${name}\\.`))
       assert.ok(ready.readyAt)
 
+      assert.equal(ready.chart?.outdated, false)
+      const same = await p.upgrade(name)
+      assert.deepEqual([same.version, same.status], [ready.version, 'Ready'], 'not outdated: unchanged')
+      const revisions = await p.revisions(name)
+      assert.deepEqual(revisions.slice(-1).map((r) => [r.status, r.chartVersion]), [['deployed', ready.chart?.version]])
+
       const login = await p.credentials(name)
       assert.ok(login.username.length > 0)
       for (const shown of [inspect(p, { showHidden: true }), inspect(ready, { depth: 9 })]) {

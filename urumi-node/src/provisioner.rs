@@ -346,6 +346,20 @@ impl Provisioner {
         to_json(&store)
     }
 
+    /// Moves an outdated store (`chart.outdated`) to the bundled chart: `Updating`, then
+    /// `Ready` on it; a failed upgrade is rolled back and the store is Ready on its previous
+    /// chart. Not outdated: unchanged. Rejects with `not_found`, `conflict` (not Ready),
+    /// `managed_externally`, `precondition_failed`.
+    #[napi(ts_return_type = "Promise<unknown>")]
+    pub async fn upgrade(&self, name: String, opts: Option<RequestOpts>) -> napi::Result<Value> {
+        let p = self.handle()?;
+        let store = p
+            .upgrade(&self.caller, &name, request_options(opts)?)
+            .await
+            .js()?;
+        to_json(&store)
+    }
+
     /// Stops a Ready store: `Updating`, then `Ready` with `suspended: true` (no pod, no
     /// Ingress; volumes and credentials kept). Already suspended: unchanged.
     /// Rejects with `not_found`, `conflict` (not Ready), `managed_externally`.
@@ -386,6 +400,15 @@ impl Provisioner {
     pub async fn usage(&self, name: String) -> napi::Result<Value> {
         let p = self.handle()?;
         to_json(&p.usage(&self.caller, &name).await.js()?)
+    }
+
+    /// The revisions of the store's release, oldest first (helm's history): `[{ revision,
+    /// chartVersion, appVersion, status, updatedAt, description }]`. Rejects with
+    /// `not_found`.
+    #[napi(ts_return_type = "Promise<unknown>")]
+    pub async fn revisions(&self, name: String) -> napi::Result<Value> {
+        let p = self.handle()?;
+        to_json(&p.revisions(&self.caller, &name).await.js()?)
     }
 
     /// Every plan and what it grants, smallest first: `[{ name, cpuRequest, … }]`.

@@ -186,6 +186,13 @@ impl Handle {
             .map(Store::from)
             .map_err(to_py)
     }
+    pub(crate) async fn upgrade(self, name: String, opts: RequestOptions) -> PyResult<Store> {
+        self.p
+            .upgrade(&self.caller, &name, opts)
+            .await
+            .map(Store::from)
+            .map_err(to_py)
+    }
     pub(crate) async fn suspend(self, name: String, opts: RequestOptions) -> PyResult<Store> {
         self.p
             .suspend(&self.caller, &name, opts)
@@ -224,6 +231,12 @@ impl Handle {
         serde_json::to_value(usage)
             .map(RawJson)
             .map_err(|e| to_py(Error::internal(format!("usage: {e}"))))
+    }
+    pub(crate) async fn revisions(self, name: String) -> PyResult<RawJson> {
+        let revisions = self.p.revisions(&self.caller, &name).await.map_err(to_py)?;
+        serde_json::to_value(revisions)
+            .map(RawJson)
+            .map_err(|e| to_py(Error::internal(format!("revisions: {e}"))))
     }
     pub(crate) fn plans(&self) -> PyResult<RawJson> {
         serde_json::to_value(self.p.plans())
@@ -522,6 +535,21 @@ impl Provisioner {
         future_into_py(py, h.retry(name, options_at(idempotency_key, if_version)))
     }
 
+    /// Moves an outdated store to the bundled chart (`Updating`, then `Ready` on it; a
+    /// failed upgrade is rolled back and the store is Ready on its previous chart). Not
+    /// outdated: unchanged.
+    #[pyo3(signature = (name, *, idempotency_key=None, if_version=None))]
+    fn upgrade<'py>(
+        &self,
+        py: Python<'py>,
+        name: String,
+        idempotency_key: Option<String>,
+        if_version: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let h = self.shared.handle()?;
+        future_into_py(py, h.upgrade(name, options_at(idempotency_key, if_version)))
+    }
+
     /// Stops a Ready store (`Updating`, then `Ready` with `suspended` true): no pod runs,
     /// no Ingress; volumes and credentials kept. Already suspended: unchanged.
     #[pyo3(signature = (name, *, idempotency_key=None, if_version=None))]
@@ -580,6 +608,13 @@ impl Provisioner {
     fn usage<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
         let h = self.shared.handle()?;
         future_into_py(py, h.usage(name))
+    }
+
+    /// The revisions of the store's release, oldest first (helm's history); as the HTTP
+    /// API's JSON items.
+    fn revisions<'py>(&self, py: Python<'py>, name: String) -> PyResult<Bound<'py, PyAny>> {
+        let h = self.shared.handle()?;
+        future_into_py(py, h.revisions(name))
     }
 
     /// Every plan and what it grants, smallest first (no I/O: not awaited).

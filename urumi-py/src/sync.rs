@@ -143,6 +143,21 @@ impl SyncProvisioner {
         block_on(py, h.retry(name, options_at(idempotency_key, if_version)))
     }
 
+    /// Moves an outdated store to the bundled chart (`Updating`, then `Ready` on it; a
+    /// failed upgrade is rolled back and the store is Ready on its previous chart). Not
+    /// outdated: unchanged.
+    #[pyo3(signature = (name, *, idempotency_key=None, if_version=None))]
+    fn upgrade(
+        &self,
+        py: Python<'_>,
+        name: String,
+        idempotency_key: Option<String>,
+        if_version: Option<u64>,
+    ) -> PyResult<Store> {
+        let h = self.shared.handle()?;
+        block_on(py, h.upgrade(name, options_at(idempotency_key, if_version)))
+    }
+
     /// Stops a Ready store (`Updating`, then `Ready` with `suspended` true): no pod runs,
     /// no Ingress; volumes and credentials kept. Already suspended: unchanged.
     #[pyo3(signature = (name, *, idempotency_key=None, if_version=None))]
@@ -201,6 +216,13 @@ impl SyncProvisioner {
     fn usage(&self, py: Python<'_>, name: String) -> PyResult<RawJson> {
         let h = self.shared.handle()?;
         block_on(py, h.usage(name))
+    }
+
+    /// The revisions of the store's release, oldest first (helm's history); as the HTTP
+    /// API's JSON items.
+    fn revisions(&self, py: Python<'_>, name: String) -> PyResult<RawJson> {
+        let h = self.shared.handle()?;
+        block_on(py, h.revisions(name))
     }
 
     /// Every plan and what it grants, smallest first.

@@ -172,6 +172,12 @@ impl Store {
     fn suspended(&self) -> bool {
         self.inner.suspended
     }
+    /// The chart it runs, ``{"version", "appVersion", "outdated"}``, or ``None`` before
+    /// its release step.
+    #[getter]
+    fn chart<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        to_dict(py, &self.inner.chart)
+    }
     /// The HTTP API's Store JSON as a dict (camelCase keys).
     fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         to_dict(py, &self.inner)

@@ -13,7 +13,7 @@ from conftest import FAST, GONE_TIMEOUT, READY_TIMEOUT, UNLIMITED, postgres_sche
 STORE_KEYS = {
     "name", "tenant", "engine", "plan", "status", "step", "message", "namespace", "urls",
     "createdAt", "updatedAt", "readyAt", "provisioningSeconds", "attempts", "version",
-    "suspended",
+    "suspended", "chart",
 }
 
 
@@ -37,6 +37,13 @@ async def test_create_ready_delete(prov: urumi.Provisioner) -> None:
     assert d["version"] == ready.version and isinstance(d["createdAt"], str)
     assert repr(ready).startswith("Store(name=")
     assert ready == await prov.get(name)
+
+    assert ready.chart is not None and ready.chart["outdated"] is False and ready.chart["version"]
+    same = await prov.upgrade(name)
+    assert same.version == ready.version and same.status == "Ready", "not outdated: unchanged"
+    revisions = await prov.revisions(name)
+    assert [r["status"] for r in revisions][-1:] == ["deployed"], revisions
+    assert revisions[-1]["chartVersion"] == ready.chart["version"]
 
     creds = await prov.credentials(name)
     assert creds.username and creds.password

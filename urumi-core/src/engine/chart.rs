@@ -14,6 +14,9 @@
 //! share a file, and a file with the right name but the wrong bytes (truncated, edited)
 //! is replaced. The rename is atomic, so helm never sees half a chart even when several
 //! processes start at once.
+//!
+//! [`BundledChart::version`] reads `Chart.yaml`'s `version` and `appVersion` out of the
+//! archive (once), so a store can record which chart it runs.
 
 use std::fmt;
 use std::io::Write;
@@ -35,6 +38,17 @@ pub struct BundledChart {
     digest: String,
     cache_dir: PathBuf,
     path: OnceLock<PathBuf>,
+    version: OnceLock<ChartVersion>,
+}
+
+/// Which chart a store runs: `Chart.yaml`'s `version` and `appVersion`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChartVersion {
+    /// The chart's version, e.g. `0.2.0`.
+    pub version: String,
+    /// The version of the application it installs (empty when the chart names none).
+    pub app_version: String,
 }
 
 impl fmt::Debug for BundledChart {
@@ -75,6 +89,7 @@ impl BundledChart {
             digest: hex::encode(Sha256::digest(bytes)),
             cache_dir: default_cache_dir(),
             path: OnceLock::new(),
+            version: OnceLock::new(),
         }
     }
 
@@ -116,6 +131,25 @@ impl BundledChart {
         Ok(self.path.get_or_init(|| path).clone())
     }
 
+    /// The chart's `version` and `appVersion`, read from its `Chart.yaml` in the archive.
+    ///
+    /// Errors: `InvalidConfig` when the archive has no readable top-level `Chart.yaml`
+    /// with a `version`.
+    pub fn version(&self) -> Result<ChartVersion> {
+        if let Some(v) = self.version.get() {
+            return Ok(v.clone());
+        }
+        let read = chart_yaml(self.bytes)
+            .and_then(|yaml| parse_chart_yaml(&yaml))
+            .ok_or_else(|| Error::InvalidConfig {
+                message: format!(
+                    "the bundled {} chart has no readable Chart.yaml with a version",
+                    self.name
+                ),
+            })?;
+        Ok(self.version.get_or_init(|| read).clone())
+    }
+
     fn materialize(&self) -> Result<PathBuf> {
         let dir = &self.cache_dir;
         let target = dir.join(self.file_name());
@@ -141,6 +175,59 @@ impl BundledChart {
     }
 }
 
+/// The text of the top-level `<chart>/Chart.yaml` in a gzipped tar (a helm package).
+fn chart_yaml(tgz: &[u8]) -> Option<String> {
+    use std::io::Read as _;
+    let mut tar = Vec::new();
+    flate2::read::GzDecoder::new(tgz)
+        .take(64 << 20)
+        .read_to_end(&mut tar)
+        .ok()?;
+    let mut at = 0;
+    while at + 512 <= tar.len() {
+        let header = &tar[at..at + 512];
+        if header.iter().all(|b| *b == 0) {
+            return None;
+        }
+        let field = |range: std::ops::Range<usize>| {
+            let raw = &header[range];
+            let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
+            String::from_utf8_lossy(&raw[..end]).into_owned()
+        };
+        let prefix = field(345..500);
+        let name = match prefix.is_empty() {
+            true => field(0..100),
+            false => format!("{prefix}/{}", field(0..100)),
+        };
+        let size = usize::from_str_radix(field(124..136).trim(), 8).ok()?;
+        let data = at + 512;
+        if name.matches('/').count() == 1 && name.ends_with("/Chart.yaml") {
+            return tar
+                .get(data..data + size)
+                .map(|b| String::from_utf8_lossy(b).into_owned());
+        }
+        at = data + size.div_ceil(512) * 512;
+    }
+    None
+}
+
+/// `version` and `appVersion` of a `Chart.yaml` (top-level keys, quotes and comments
+/// stripped).
+fn parse_chart_yaml(yaml: &str) -> Option<ChartVersion> {
+    let value = |key: &str| {
+        yaml.lines().find_map(|line| {
+            let rest = line.strip_prefix(key)?.strip_prefix(':')?;
+            let rest = rest.split(" #").next().unwrap_or_default().trim();
+            Some(rest.trim_matches(|c| c == '"' || c == '\'').to_owned())
+        })
+    };
+    let version = value("version").filter(|v| !v.is_empty())?;
+    Some(ChartVersion {
+        version,
+        app_version: value("appVersion").unwrap_or_default(),
+    })
+}
+
 #[cfg(unix)]
 fn set_readable(p: &Path) {
     use std::os::unix::fs::PermissionsExt;
@@ -154,6 +241,29 @@ fn set_readable(_: &Path) {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_bundled_chart_names_its_version_and_app_version() {
+        let v = BundledChart::woocommerce().version().expect("version");
+        let yaml = include_str!("../../charts/woocommerce-store/Chart.yaml");
+        assert!(
+            yaml.contains(&format!("\nversion: {}\n", v.version)),
+            "{v:?}"
+        );
+        assert!(
+            yaml.contains(&format!("appVersion: \"{}\"", v.app_version)),
+            "{v:?}"
+        );
+        assert_eq!(
+            parse_chart_yaml("name: x\nversion: '1.2.3' # pinned\nappVersion: 6.8\n"),
+            Some(ChartVersion {
+                version: "1.2.3".to_owned(),
+                app_version: "6.8".to_owned()
+            })
+        );
+        assert_eq!(parse_chart_yaml("name: x\n  version: 1\n"), None);
+        assert!(chart_yaml(b"not a gzip").is_none());
+    }
 
     #[test]
     fn bundled_chart_is_a_gzip_of_the_chart() {

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::guardrails::{CredentialsLayout, NetworkProfile, StoreContext};
 use crate::store::{EngineId, StoreName, Urls};
 
-pub use chart::BundledChart;
+pub use chart::{BundledChart, ChartVersion};
 pub use woocommerce::{WooCommerce, WorkloadShares};
 
 /// The kind of a workload whose readiness makes a store `Ready`.
@@ -136,6 +136,12 @@ pub trait Engine: Send + Sync + fmt::Debug {
     ///
     /// Errors: `InvalidConfig` when the chart cannot be written to its cache.
     fn chart(&self) -> Result<PathBuf>;
+
+    /// The version of the chart [`chart`](Engine::chart) installs (`None`: unknown, so
+    /// stores of this engine are never `outdated`).
+    fn chart_version(&self) -> Option<ChartVersion> {
+        None
+    }
 
     /// The Helm release name of a store.
     fn release_name(&self, store: &StoreName) -> String;

@@ -174,6 +174,10 @@ impl Engine for WooCommerce {
     }
 
     /// The store's name: one release per namespace, named like the store.
+    fn chart_version(&self) -> Option<super::ChartVersion> {
+        self.chart.version().ok()
+    }
+
     fn release_name(&self, store: &StoreName) -> String {
         store.to_string()
     }

@@ -19,12 +19,12 @@ use k8s_openapi::api::core::v1::PersistentVolume;
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Api;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
 
 use super::StoreRuntime;
 use super::readiness::ReadinessWatcher;
-use crate::engine::{Engine, EngineSettings, Engines};
+use crate::engine::{Engine, EngineSettings, Engines, WorkloadKind};
 use crate::error::{Error, Result};
 use crate::guardrails::{AdminCredentials, FIELD_MANAGER, Guardrails, StoreContext};
 use crate::helm::{HelmDriver, ReleaseStatus, UpgradeOptions};
@@ -238,6 +238,42 @@ impl KubeRuntime {
         })
     }
 
+    /// The latest `deployed` revision of the store's release, if any: where a failed
+    /// upgrade comes back to.
+    pub async fn deployed_revision(&self, store: &Store) -> Result<Option<u32>> {
+        let engine = self.engine(store)?;
+        let history = self
+            .helm
+            .history(&engine.release_name(&store.name), &store.namespace)
+            .await?;
+        Ok(history
+            .iter()
+            .filter(|r| r.status == ReleaseStatus::Deployed)
+            .map(|r| r.revision)
+            .max())
+    }
+
+    /// The recorded revisions of the store's release, oldest first (none before its
+    /// release step).
+    pub async fn revisions(&self, store: &Store) -> Result<Vec<crate::store::StoreRevision>> {
+        let engine = self.engine(store)?;
+        let history = self
+            .helm
+            .history(&engine.release_name(&store.name), &store.namespace)
+            .await?;
+        Ok(history
+            .into_iter()
+            .map(|r| crate::store::StoreRevision {
+                revision: r.revision,
+                chart_version: chart_version_of(&r.chart),
+                app_version: r.app_version,
+                status: r.status.to_string(),
+                updated_at: r.updated,
+                description: r.description,
+            })
+            .collect())
+    }
+
     /// The store's admin user and password, read from its Secret.
     /// Errors: `not_found` while the Secret does not exist yet.
     pub async fn admin_credentials(&self, store: &Store) -> Result<AdminCredentials> {
@@ -373,6 +409,65 @@ impl StoreRuntime for KubeRuntime {
             .await
     }
 
+    fn chart(&self, store: &Store) -> Option<crate::store::StoreChart> {
+        let version = self.engine(store).ok()?.chart_version()?;
+        Some(crate::store::StoreChart {
+            version: version.version,
+            app_version: version.app_version,
+            outdated: false,
+        })
+    }
+
+    async fn roll_back(
+        &self,
+        store: &Store,
+        revision: u32,
+        timeout: Duration,
+    ) -> Result<Option<crate::store::StoreChart>> {
+        let engine = self.engine(store)?;
+        let release = engine.release_name(&store.name);
+        let history = self.helm.history(&release, &store.namespace).await?;
+        let latest = history.iter().max_by_key(|r| r.revision);
+        // Already rolled back (a retry after the rollback itself was recorded): the latest
+        // revision is a rollback to `revision`, deployed.
+        let done = latest.is_some_and(|r| {
+            r.status == ReleaseStatus::Deployed
+                && r.description.trim() == format!("Rollback to {revision}")
+        });
+        // The rolled-back manifest is the one of `revision`: its Jobs carry that revision's
+        // number. A Job is immutable, and the one left from `revision` (its generated
+        // selector) cannot take the manifest again: remove it, the rollback recreates it
+        // (the setup script is idempotent).
+        let ctx = self.context(store)?;
+        let workloads = engine.workloads(&ctx, revision);
+        if !done {
+            let jobs: Api<k8s_openapi::api::batch::v1::Job> =
+                Api::namespaced(self.guardrails.client().clone(), &store.namespace);
+            for job in workloads.iter().filter(|w| w.kind == WorkloadKind::Job) {
+                match jobs.delete(&job.name, &DeleteParams::background()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            self.helm
+                .rollback(&release, &store.namespace, revision)
+                .await?;
+        }
+        self.readiness
+            .wait(&store.namespace, &workloads, timeout)
+            .await?;
+        let history = self.helm.history(&release, &store.namespace).await?;
+        Ok(history
+            .iter()
+            .find(|r| r.revision == revision)
+            .map(|r| crate::store::StoreChart {
+                version: chart_version_of(&r.chart),
+                app_version: r.app_version.clone(),
+                outdated: false,
+            }))
+    }
+
     fn urls(&self, store: &Store) -> Urls {
         match self.engine(store) {
             Ok(engine) => engine.urls(&store.name, &self.settings.engine),
@@ -392,6 +487,17 @@ impl StoreRuntime for KubeRuntime {
             .await?;
         self.wait_for_volumes(&store.namespace).await
     }
+}
+
+/// The version in helm's `<chart name>-<version>` (`woocommerce-store-0.2.0` → `0.2.0`,
+/// `x-1.0.0-rc-1` → `1.0.0-rc-1`): what follows the first `-` that precedes a digit.
+fn chart_version_of(chart: &str) -> String {
+    chart
+        .char_indices()
+        .filter(|(i, c)| *c == '-' && chart[i + 1..].starts_with(|d: char| d.is_ascii_digit()))
+        .map(|(i, _)| i)
+        .next()
+        .map_or_else(|| chart.to_owned(), |i| chart[i + 1..].to_owned())
 }
 
 /// `digest:<hex>`: a digest of what a release is made of (the content-addressed chart
@@ -429,6 +535,13 @@ mod tests {
         assert_eq!(subjects[0].kind, "ServiceAccount");
         assert_eq!(subjects[0].name, "urumi");
         assert_eq!(subjects[0].namespace.as_deref(), Some("urumi-system"));
+    }
+
+    #[test]
+    fn the_chart_version_is_read_from_helms_chart_name() {
+        assert_eq!(chart_version_of("woocommerce-store-0.2.0"), "0.2.0");
+        assert_eq!(chart_version_of("x-1.0.0-rc-1"), "1.0.0-rc-1");
+        assert_eq!(chart_version_of("noversion"), "noversion");
     }
 
     #[test]

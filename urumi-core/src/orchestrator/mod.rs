@@ -77,6 +77,17 @@ pub trait StoreRuntime: Send + Sync {
     async fn readiness(&self, store: &Store, timeout: Duration) -> Result<()>;
     /// The store's URLs once ready.
     fn urls(&self, store: &Store) -> Urls;
+    /// The chart [`release`](StoreRuntime::release) installs for this store, recorded on
+    /// the store once the release step succeeded (`None`: unknown).
+    fn chart(&self, store: &Store) -> Option<crate::store::StoreChart>;
+    /// Rolls the store's release back to `revision` (a failed upgrade) and waits until its
+    /// workloads are ready again, at most `timeout`. Returns the chart now running.
+    async fn roll_back(
+        &self,
+        store: &Store,
+        revision: u32,
+        timeout: Duration,
+    ) -> Result<Option<crate::store::StoreChart>>;
     /// Removes the release and the namespace and waits until the namespace is gone.
     /// A store never (or partly) provisioned is fine: missing pieces are skipped.
     async fn teardown(&self, store: &Store) -> Result<()>;

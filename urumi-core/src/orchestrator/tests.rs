@@ -85,6 +85,13 @@ fn runtime(calls: Arc<[AtomicU32; 6]>, script: Script) -> MockStoreRuntime {
     rt.expect_readiness().returning(move |_, _| f());
     let f = step(&calls, 5, script.teardown);
     rt.expect_teardown().returning(move |_| f());
+    rt.expect_chart().returning(|_| {
+        Some(crate::store::StoreChart {
+            version: "0.2.0".to_owned(),
+            app_version: "7.1.0".to_owned(),
+            outdated: false,
+        })
+    });
     rt.expect_urls().returning(|s| Urls {
         storefront: Some(format!("http://{}.example", s.name)),
         admin: None,
@@ -150,6 +157,11 @@ async fn pending_store_runs_every_step_once_and_becomes_ready() {
     assert_eq!(store.step, Step::Done);
     assert_eq!(store.attempts, 1);
     assert!(store.ready_at.is_some() && store.provisioning_seconds.is_some());
+    assert_eq!(
+        store.chart.as_ref().map(|c| c.version.as_str()),
+        Some("0.2.0"),
+        "the chart of the release step is recorded"
+    );
     assert_eq!(
         store.urls.storefront.as_deref(),
         Some("http://shop1.example")
@@ -507,6 +519,7 @@ async fn an_updating_store_runs_from_guardrails_then_settles_its_quota_and_keeps
     });
     rt.expect_credentials().returning(|_| Ok(()));
     rt.expect_readiness().returning(|_, _| Ok(()));
+    rt.expect_chart().returning(|_| None);
     rt.expect_namespace().never();
     let orch = start(&state, rt);
     orch.wake();
@@ -644,4 +657,98 @@ async fn a_ready_store_turns_degraded_after_the_grace_and_back_and_a_suspended_o
         "{actions:?}"
     );
     orch.shutdown().await;
+}
+
+/// A Ready store of `name`, then marked as the provisioner marks an upgrade.
+async fn upgrading(state: &Arc<dyn StateStore>, name: &str) -> Store {
+    let orch = start(state, succeeding(counters()));
+    insert(state, name).await;
+    orch.wake();
+    let ready = wait_for_status(state, name, Status::Ready).await;
+    orch.shutdown().await;
+    let mut upgrading = ready;
+    upgrading.status = Status::Updating;
+    upgrading.step = Step::Release;
+    upgrading.rollback_to = Some(1);
+    state.update(&upgrading).await.expect("mark upgrading")
+}
+
+/// A runtime whose release is refused (the new chart is bad) and whose rollback does
+/// `rollback`.
+fn refusing_release(rollback: StepFn) -> MockStoreRuntime {
+    let mut rt = MockStoreRuntime::new();
+    rt.expect_release().returning(|_| {
+        Err(Error::Provisioning {
+            message: "release rejected by the cluster".to_owned(),
+        })
+    });
+    rt.expect_roll_back().returning(move |_, revision, _| {
+        assert_eq!(
+            revision, 1,
+            "back to the revision recorded with the upgrade"
+        );
+        rollback().map(|()| {
+            Some(crate::store::StoreChart {
+                version: "0.1.0".to_owned(),
+                app_version: "6.8".to_owned(),
+                outdated: false,
+            })
+        })
+    });
+    rt.expect_guardrails().never();
+    rt
+}
+
+#[tokio::test]
+async fn a_failed_upgrade_is_rolled_back_and_the_store_is_ready_on_its_previous_chart() {
+    let state: Arc<dyn StateStore> = Arc::new(MemoryStore::new());
+    upgrading(&state, "up1").await;
+    let orch = start(&state, refusing_release(Box::new(|| Ok(()))));
+    orch.wake();
+    let done = wait_for_status(&state, "up1", Status::Ready).await;
+    orch.shutdown().await;
+    assert_eq!(done.rollback_to, None, "the upgrade is over");
+    assert_eq!(
+        done.chart.as_ref().map(|c| c.version.as_str()),
+        Some("0.1.0"),
+        "the chart it runs again"
+    );
+    assert!(
+        done.message.contains("release rejected by the cluster")
+            && done.message.contains("rolled back to revision 1"),
+        "{}",
+        done.message
+    );
+    let trail = actions(&state, "up1").await;
+    assert_eq!(
+        trail[trail.len() - 3..],
+        ["provision.release", "store.upgrade", "store.ready"],
+        "{trail:?}"
+    );
+
+    // The rollback fails too: Failed, both causes named, the upgrade kept for a retry.
+    upgrading(&state, "up2").await;
+    let orch = start(
+        &state,
+        refusing_release(Box::new(|| {
+            Err(Error::Provisioning {
+                message: "the rollback was refused".to_owned(),
+            })
+        })),
+    );
+    orch.wake();
+    let failed = wait_for_status(&state, "up2", Status::Failed).await;
+    orch.shutdown().await;
+    assert!(
+        failed
+            .message
+            .contains("the rollback failed too: the rollback was refused"),
+        "{}",
+        failed.message
+    );
+    assert_eq!(
+        failed.rollback_to,
+        Some(1),
+        "a retry runs the upgrade again"
+    );
 }

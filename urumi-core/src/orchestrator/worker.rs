@@ -295,12 +295,19 @@ async fn provision(
                     format!("{} done in {took:.1} s", step_label(step)),
                 )
                 .await;
+                if step == Step::Release {
+                    // Saved with the next step's progress.
+                    store.chart = shared.runtime.chart(&store).or(store.chart.take());
+                }
                 store.step = step.next();
             }
             Err(e) => {
                 tracing::warn!(store = %store.name, step = step.as_str(), error = %e, "step failed; the store is Failed");
                 let reason = failure_reason(step, &e);
                 audit(shared, &store, &action, Outcome::Failure, reason.clone()).await;
+                if store.status == Status::Updating && store.rollback_to.is_some() {
+                    return roll_back(shared, store, reason, token).await;
+                }
                 return fail(shared, &mut store, reason).await;
             }
         }
@@ -357,6 +364,7 @@ async fn finish_update(
     }
     store.status = Status::Ready;
     store.step = Step::Done;
+    store.rollback_to = None;
     let detail = if store.suspended {
         store.message =
             "suspended: no pod runs, volumes and credentials kept; resume to serve again"
@@ -367,6 +375,71 @@ async fn finish_update(
         format!("plan {} in effect, serving", store.plan)
     };
     persist(shared, &mut store).await?;
+    audit(shared, &store, "store.ready", Outcome::Success, detail).await;
+    Ok(())
+}
+
+/// A failed upgrade: the release goes back to the revision the upgrade came from and the
+/// store is Ready again on it, the failure recorded (`store.upgrade` failure). If the
+/// rollback fails too, the store is `Failed` (retry runs the upgrade again).
+async fn roll_back(
+    shared: &Shared,
+    mut store: Store,
+    reason: String,
+    token: &CancellationToken,
+) -> std::result::Result<(), Stop> {
+    let Some(revision) = store.rollback_to else {
+        return fail(shared, &mut store, reason).await;
+    };
+    store.message = format!("{reason}; rolling back to revision {revision}");
+    persist(shared, &mut store).await?;
+    let runtime = shared.runtime.clone();
+    let timeout = shared.settings.readiness_timeout;
+    let chart = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let result = with_retries(
+        shared,
+        &mut store,
+        "rollback",
+        token,
+        OnShutdown::Finish,
+        |s| {
+            let (runtime, chart) = (runtime.clone(), chart.clone());
+            async move {
+                let running = runtime.roll_back(&s, revision, timeout).await?;
+                if let Ok(mut slot) = chart.lock() {
+                    *slot = running;
+                }
+                Ok(())
+            }
+        },
+    )
+    .await?;
+    if let Err(e) = result {
+        tracing::warn!(store = %store.name, error = %e, "the rollback of a failed upgrade failed; the store is Failed");
+        let both = format!("{reason}; the rollback failed too: {}", e.tenant_message());
+        return fail(shared, &mut store, both).await;
+    }
+    if let Some(running) = chart.lock().ok().and_then(|mut c| c.take()) {
+        store.chart = Some(running);
+    }
+    let on = store
+        .chart
+        .as_ref()
+        .map_or_else(String::new, |c| format!(" (chart {})", c.version));
+    store.status = Status::Ready;
+    store.step = Step::Done;
+    store.rollback_to = None;
+    store.message = format!("{reason}; rolled back to revision {revision}{on}, ready");
+    persist(shared, &mut store).await?;
+    let detail = format!("{reason}; rolled back to revision {revision}{on}");
+    audit(
+        shared,
+        &store,
+        "store.upgrade",
+        Outcome::Failure,
+        detail.clone(),
+    )
+    .await;
     audit(shared, &store, "store.ready", Outcome::Success, detail).await;
     Ok(())
 }

@@ -34,7 +34,8 @@ use crate::orchestrator::{
 };
 use crate::state::{InsertOptions, ListQuery, Page, StateStore};
 use crate::store::{
-    EngineId, Plan, PlanEntry, Status, Step, Store, StoreName, StoreSpec, StoreUsage, TenantId,
+    EngineId, Plan, PlanEntry, Status, Step, Store, StoreName, StoreRevision, StoreSpec,
+    StoreUsage, TenantId,
 };
 
 /// Builds a [`KubeProvisioner`].
@@ -329,6 +330,20 @@ impl Inner {
         self.begin_shutdown();
         self.orchestrator.shutdown().await;
         self.runtime.stop_watches();
+    }
+
+    /// The store as handed out: `chart.outdated` says whether its engine's chart is
+    /// another version than the one it runs.
+    fn annotated(&self, mut store: Store) -> Store {
+        if let Some(chart) = store.chart.as_mut() {
+            chart.outdated = self
+                .engines
+                .get(&store.engine)
+                .ok()
+                .and_then(|engine| engine.chart_version())
+                .is_some_and(|bundled| bundled.version != chart.version);
+        }
+        store
     }
 
     async fn visible(&self, caller: &Caller, name: &str) -> Result<Store> {
@@ -702,6 +717,123 @@ impl Inner {
         Ok((store, changed.then_some(from)))
     }
 
+    /// [`Provisioner::upgrade`].
+    async fn upgrade(
+        self: Arc<Self>,
+        caller: Caller,
+        name: String,
+        opts: RequestOptions,
+    ) -> Result<Store> {
+        let idem = match Idempotent::begin(
+            &*self.state,
+            &caller,
+            opts.idempotency_key.as_deref(),
+            "upgrade",
+            &name,
+        )
+        .await?
+        {
+            super::idempotency::Begun::Replay(outcome) => return outcome.into_result(),
+            super::idempotency::Begun::Owned(idem) => idem,
+        };
+        let result = self
+            .start_upgrade(&caller, &name, &opts, idem.as_ref())
+            .await;
+        match result {
+            Ok((store, Some((from, to)))) => {
+                self.record(
+                    caller
+                        .event("store.upgrade", Outcome::Success)
+                        .tenant(store.tenant.as_str())
+                        .store(store.name.as_str())
+                        .detail(format!("chart {from} → {to}: started")),
+                )
+                .await;
+                self.orchestrator
+                    .publish(StoreChange::Updated(store.clone()));
+                self.orchestrator.wake();
+                Ok(store)
+            }
+            Ok((store, None)) => Ok(store),
+            Err(e) => {
+                if let Some(idem) = &idem {
+                    idem.finish_with_error(&*self.state, &e).await;
+                }
+                if let Ok(store) = self.visible(&caller, &name).await {
+                    let event = caller
+                        .event("store.upgrade", Outcome::Failure)
+                        .tenant(store.tenant.as_str())
+                        .store(store.name.as_str())
+                        .detail(e.tenant_message());
+                    self.record(event).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// The checks and the transition of [`Provisioner::upgrade`]: the store, and the chart
+    /// versions it moves from and to (`None`: already on the bundled chart).
+    async fn start_upgrade(
+        &self,
+        caller: &Caller,
+        name: &str,
+        opts: &RequestOptions,
+        idem: Option<&Idempotent>,
+    ) -> Result<(Store, Option<(String, String)>)> {
+        let store = self.visible(caller, name).await?;
+        check_version(&store, opts)?;
+        let bundled = self.engines.get(&store.engine)?.chart_version();
+        let target = |store: &Store| -> Option<String> {
+            let bundled = bundled.as_ref()?;
+            let current = store.chart.as_ref()?;
+            (current.version != bundled.version).then(|| bundled.version.clone())
+        };
+        if target(&store).is_none() || store.status == Status::Updating {
+            if let Some(idem) = idem {
+                idem.complete(&*self.state, &Replay::Stored(Box::new(store.clone())))
+                    .await;
+            }
+            return Ok((store, None));
+        }
+        // Where a failed upgrade comes back to: the revision deployed now.
+        let deployed = self.runtime.deployed_revision(&store).await?;
+        let mut moved = None;
+        let (store, changed) = self
+            .transition(caller, name, opts, idem, |store| {
+                if let Some(manager) = &store.managed_by
+                    && opts.managed_by.as_ref() != Some(manager)
+                {
+                    return Err(Error::ManagedExternally {
+                        name: store.name.to_string(),
+                        manager: manager.clone(),
+                    });
+                }
+                let Some(to) = target(store) else {
+                    return Ok(false);
+                };
+                if !matches!(store.status, Status::Ready | Status::Degraded) {
+                    return Err(Error::conflict(format!(
+                        "store {} is {}; it can be upgraded once it is Ready",
+                        store.name, store.status
+                    )));
+                }
+                let from = store
+                    .chart
+                    .as_ref()
+                    .map(|c| c.version.clone())
+                    .unwrap_or_default();
+                store.status = Status::Updating;
+                store.step = Step::Release;
+                store.rollback_to = deployed;
+                store.message = format!("upgrade to chart {to}: starting");
+                moved = Some((from, to));
+                Ok(true)
+            })
+            .await?;
+        Ok((store, if changed { moved } else { None }))
+    }
+
     /// [`Provisioner::suspend`] (`suspended` true) and [`Provisioner::resume`] (false).
     async fn set_suspended(
         self: Arc<Self>,
@@ -933,23 +1065,32 @@ impl Provisioner for KubeProvisioner {
         let caller = caller.clone();
         self.detached(move |inner| inner.create(caller, request, opts))
             .await
+            .map(|store| self.inner.annotated(store))
     }
 
     async fn get(&self, caller: &Caller, name: &str) -> Result<Store> {
-        self.inner.visible(caller, name).await
+        let store = self.inner.visible(caller, name).await?;
+        Ok(self.inner.annotated(store))
     }
 
     async fn list(&self, caller: &Caller, mut query: ListQuery) -> Result<Page<Store>> {
         if caller.role == Role::Tenant {
             query.tenant = Some(caller.tenant.clone());
         }
-        self.inner.state.list(&query).await
+        let mut page = self.inner.state.list(&query).await?;
+        page.items = page
+            .items
+            .into_iter()
+            .map(|store| self.inner.annotated(store))
+            .collect();
+        Ok(page)
     }
 
     async fn delete(&self, caller: &Caller, name: &str, opts: RequestOptions) -> Result<Store> {
         let (caller, name) = (caller.clone(), name.to_owned());
         self.detached(move |inner| inner.delete(caller, name, opts))
             .await
+            .map(|store| self.inner.annotated(store))
     }
 
     async fn update(
@@ -962,24 +1103,35 @@ impl Provisioner for KubeProvisioner {
         let (caller, name) = (caller.clone(), name.to_owned());
         self.detached(move |inner| inner.update(caller, name, change, opts))
             .await
+            .map(|store| self.inner.annotated(store))
+    }
+
+    async fn upgrade(&self, caller: &Caller, name: &str, opts: RequestOptions) -> Result<Store> {
+        let (caller, name) = (caller.clone(), name.to_owned());
+        self.detached(move |inner| inner.upgrade(caller, name, opts))
+            .await
+            .map(|store| self.inner.annotated(store))
     }
 
     async fn suspend(&self, caller: &Caller, name: &str, opts: RequestOptions) -> Result<Store> {
         let (caller, name) = (caller.clone(), name.to_owned());
         self.detached(move |inner| inner.set_suspended(caller, name, true, opts))
             .await
+            .map(|store| self.inner.annotated(store))
     }
 
     async fn resume(&self, caller: &Caller, name: &str, opts: RequestOptions) -> Result<Store> {
         let (caller, name) = (caller.clone(), name.to_owned());
         self.detached(move |inner| inner.set_suspended(caller, name, false, opts))
             .await
+            .map(|store| self.inner.annotated(store))
     }
 
     async fn retry(&self, caller: &Caller, name: &str, opts: RequestOptions) -> Result<Store> {
         let (caller, name) = (caller.clone(), name.to_owned());
         self.detached(move |inner| inner.retry(caller, name, opts))
             .await
+            .map(|store| self.inner.annotated(store))
     }
 
     async fn credentials(&self, caller: &Caller, name: &str) -> Result<StoreCredentials> {
@@ -1012,6 +1164,12 @@ impl Provisioner for KubeProvisioner {
         let inner = &self.inner;
         let store = inner.visible(caller, name).await?;
         inner.runtime.usage(&store).await
+    }
+
+    async fn revisions(&self, caller: &Caller, name: &str) -> Result<Vec<StoreRevision>> {
+        let inner = &self.inner;
+        let store = inner.visible(caller, name).await?;
+        inner.runtime.revisions(&store).await
     }
 
     fn plans(&self) -> Vec<PlanEntry> {
@@ -1124,13 +1282,24 @@ impl Provisioner for KubeProvisioner {
     }
 
     fn changes(&self, caller: &Caller, after: Option<u64>) -> ChangeStream {
+        use futures::StreamExt as _;
         let tenant = (caller.role == Role::Tenant).then(|| caller.tenant.clone());
-        self.inner.feed.follow(
-            self.inner.state.clone(),
-            tenant,
-            after,
-            self.inner.stop.clone(),
-        )
+        let inner = self.inner.clone();
+        self.inner
+            .feed
+            .follow(
+                self.inner.state.clone(),
+                tenant,
+                after,
+                self.inner.stop.clone(),
+            )
+            .map(move |change| {
+                change.map(|mut change| {
+                    change.store = inner.annotated(change.store);
+                    change
+                })
+            })
+            .boxed()
     }
 
     async fn check_ready(&self) -> Result<()> {

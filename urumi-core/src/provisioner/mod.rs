@@ -8,6 +8,8 @@
 //!  delete / retry / update(plan) ── the same, through StateStore::update_with (update: Ready → Updating;
 //!        a smaller plan is checked against the store's volumes, claims and pods first)        caller's future is dropped)
 //!  suspend / resume ── Ready → Updating (suspended flipped) → the worker upgrades the release → Ready
+//!  upgrade ── outdated Ready → Updating (rollback_to = the deployed revision) → Ready on the bundled
+//!        chart, or (failed) helm rollback to that revision → Ready on the previous chart
 //!  get / list / events / audit ── tenant-scoped reads (another tenant's store is not_found)
 //!  credentials(caller, name) ── read from the store's Secret, audited (never stored)
 //!  changes(caller, after) ── the durable feed: replay after the cursor, then live (all replicas)
@@ -42,7 +44,7 @@ use crate::audit::AuditQuery;
 use crate::error::{Error, ErrorKind, Result};
 use crate::guardrails::SecretString;
 use crate::state::{Change, ChangeKind, ListQuery, Page};
-use crate::store::{AuditEvent, PlanEntry, Status, Store, StoreUsage, TenantId};
+use crate::store::{AuditEvent, PlanEntry, Status, Store, StoreRevision, StoreUsage, TenantId};
 
 /// What a caller may see and do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -317,6 +319,16 @@ pub trait Provisioner: Send + Sync {
         opts: RequestOptions,
     ) -> Result<Store>;
 
+    /// Moves a store to the chart its engine bundles now (its `chart.outdated`): status
+    /// `Updating` while the release is upgraded with it, then `Ready` on the new chart.
+    /// If the upgrade fails, the release is rolled back to the revision it came from and
+    /// the store is `Ready` on its previous chart, the failure in its message and the
+    /// audit (`store.upgrade` failure). A store already on the bundled chart is returned
+    /// unchanged. Idempotent with `opts.idempotency_key`.
+    /// Errors: `not_found`, `conflict` (not Ready or Degraded), `managed_externally`,
+    /// `precondition_failed`, idempotency errors.
+    async fn upgrade(&self, caller: &Caller, name: &str, opts: RequestOptions) -> Result<Store>;
+
     /// Suspends a `Ready` store: status `Updating` while its release is upgraded with its
     /// workloads at zero replicas and no Ingress (volumes and credentials kept), then
     /// `Ready` with `suspended: true` once no pod of it runs. A Ready store already
@@ -346,6 +358,11 @@ pub trait Provisioner: Send + Sync {
 
     /// The plans a store may be created with, and what each grants.
     fn plans(&self) -> Vec<PlanEntry>;
+
+    /// The revisions of the store's release as helm recorded them, oldest first: each
+    /// one's chart and app version, status, time and cause. Empty before its release
+    /// step. Errors: `not_found`.
+    async fn revisions(&self, caller: &Caller, name: &str) -> Result<Vec<StoreRevision>>;
 
     /// Proves a Ready store sells: storefront, Store API cart, the cheapest product added,
     /// a cash-on-delivery checkout, the order read back (it stays, marked as a test

@@ -16,7 +16,7 @@ macro_rules! store_cols {
     () => {
         "name, tenant, engine, plan, status, step, message, namespace, storefront_url, \
          admin_url, created_at, updated_at, ready_at, provisioning_seconds, attempts, version, \
-         managed_by, suspended"
+         managed_by, suspended, chart_version, chart_app_version, rollback_to"
     };
 }
 pub(crate) use store_cols;
@@ -55,6 +55,9 @@ pub(crate) struct RawStore {
     pub version: i64,
     pub managed_by: Option<String>,
     pub suspended: bool,
+    pub chart_version: Option<String>,
+    pub chart_app_version: Option<String>,
+    pub rollback_to: Option<i64>,
 }
 
 impl RawStore {
@@ -85,6 +88,12 @@ impl RawStore {
                 .map_err(|_| corrupt(backend, "version out of range"))?,
             managed_by: self.managed_by,
             suspended: self.suspended,
+            chart: self.chart_version.map(|version| crate::store::StoreChart {
+                version,
+                app_version: self.chart_app_version.unwrap_or_default(),
+                outdated: false,
+            }),
+            rollback_to: self.rollback_to.and_then(|r| u32::try_from(r).ok()),
         })
     }
 }

@@ -280,10 +280,51 @@ pub struct Store {
     /// credentials kept (`suspend`/`resume`). A suspended store is `Ready` once stopped.
     #[serde(default)]
     pub suspended: bool,
+    /// The chart it runs, recorded when its release is installed or upgraded (`None`
+    /// before that).
+    #[serde(default)]
+    pub chart: Option<StoreChart>,
+    /// While an upgrade runs: the release revision it came from, rolled back to if the
+    /// upgrade fails (so the store stays Ready on its previous chart). Internal: not in
+    /// the store's JSON.
+    #[serde(skip)]
+    pub rollback_to: Option<u32>,
     /// The Kubernetes object that manages this store (`Store <namespace>/<name>`, operator
     /// mode); absent for stores created through the API. Only that object may delete it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_by: Option<String>,
+}
+
+/// The chart a store runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreChart {
+    /// The chart's version, e.g. `0.2.0`.
+    pub version: String,
+    /// The application version it installs (WordPress), e.g. `7.1.0`.
+    pub app_version: String,
+    /// The provisioner bundles another chart version than the store runs: an upgrade
+    /// would move it. Computed by the provisioner when it hands the store out (not stored).
+    #[serde(default)]
+    pub outdated: bool,
+}
+
+/// One revision of a store's release, as helm recorded it (`revisions`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreRevision {
+    /// Helm's revision number, from 1.
+    pub revision: u32,
+    /// The chart's version.
+    pub chart_version: String,
+    /// The application version it installed.
+    pub app_version: String,
+    /// `deployed`, `superseded`, `failed`, `pending-upgrade`, …
+    pub status: String,
+    /// When it was recorded, if helm said.
+    pub updated_at: Option<DateTime<Utc>>,
+    /// What made it (`Install complete`, `Upgrade complete`, `Rollback to 2`, …).
+    pub description: String,
 }
 
 impl Store {
@@ -307,6 +348,8 @@ impl Store {
             attempts: 0,
             version: 0,
             suspended: false,
+            chart: None,
+            rollback_to: None,
             managed_by: None,
         }
     }

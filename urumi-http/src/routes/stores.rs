@@ -8,8 +8,10 @@
 //!  DELETE /stores/{name}          + Idempotency-Key                          ─▶ delete ─▶ 202 Store (Deleting)
 //!  POST   /stores/{name}/retry    + Idempotency-Key                          ─▶ retry  ─▶ 202 Store
 //!  POST   /stores/{name}/suspend, /resume + Idempotency-Key           ─▶ suspend / resume ─▶ 202 Store
+//!  POST   /stores/{name}/upgrade  + Idempotency-Key                          ─▶ upgrade ─▶ 202 Store (Updating)
 //!  GET    /stores/{name}/credentials                                         ─▶ credentials (audited) ─▶ 200
 //!  GET    /stores/{name}/usage                                               ─▶ usage  ─▶ 200 StoreUsage (read now)
+//!  GET    /stores/{name}/revisions                                           ─▶ revisions ─▶ 200 {items} (helm history)
 //!  GET    /plans                                                             ─▶ plans  ─▶ 200 {items}
 //!  POST   /stores/{name}/verify                                              ─▶ verify ─▶ 200 VerifyReport
 //!  GET    /stores/{name}/events?limit&cursor   GET /audit?action&tenant&since&limit&cursor ─▶ 200 page
@@ -30,8 +32,8 @@ use crate::auth::AuthedCaller;
 use crate::error::{AppError, AppJson, Problem};
 use crate::routes::{AppPath, AppQuery, json};
 use crate::schema::{
-    AuditPage, CreateStoreBody, CredentialsDoc, PlanList, StoreDoc, StorePage, StoreUsageDoc,
-    UpdateStoreBody, VerifyReportDoc,
+    AuditPage, CreateStoreBody, CredentialsDoc, PlanList, RevisionList, StoreDoc, StorePage,
+    StoreUsageDoc, UpdateStoreBody, VerifyReportDoc,
 };
 
 /// `Idempotency-Key` and `If-Match` → [`RequestOptions`] (`If-Match` is honoured by the
@@ -292,6 +294,31 @@ pub async fn retry(
     ))
 }
 
+/// Moves a store to the chart this server bundles (`chart.outdated`): `Updating`, then
+/// `Ready` on the new chart; a failed upgrade is rolled back and the store is Ready on
+/// its previous chart with the failure in its message. Not outdated: the store unchanged.
+#[utoipa::path(post, path = "/api/v1/stores/{name}/upgrade", tag = "stores",
+    params(("name" = String, Path), ("Idempotency-Key" = Option<String>, Header),
+        ("If-Match" = Option<String>, Header, description = "\"<version>\": change the store only at this version, else 412 precondition_failed")),
+    responses((status = 202, description = "accepted (or unchanged: not outdated)", body = StoreDoc),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "conflict: not Ready; managed_externally", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "precondition_failed: the store is not at the If-Match version", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "invalid_spec: a malformed Idempotency-Key or If-Match", body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn upgrade(
+    State(state): State<AppState>,
+    AuthedCaller(caller): AuthedCaller,
+    headers: HeaderMap,
+    AppPath(name): AppPath<String>,
+) -> Result<Response, AppError> {
+    let opts = request_options(&headers)?;
+    Ok(accepted(
+        &state.provisioner.upgrade(&caller, &name, opts).await?,
+        false,
+    ))
+}
+
 /// Suspends a Ready store: its workloads stop (zero replicas) and its Ingress goes; its
 /// volumes and credentials stay. `Updating`, then `Ready` with `suspended: true`.
 /// Already suspended: the store unchanged.
@@ -372,6 +399,20 @@ pub async fn usage(
     AppPath(name): AppPath<String>,
 ) -> Result<Response, AppError> {
     Ok(json(&state.provisioner.usage(&caller, &name).await?).into_response())
+}
+
+/// The revisions of the store's release, oldest first (none before its release step).
+#[utoipa::path(get, path = "/api/v1/stores/{name}/revisions", tag = "stores",
+    params(("name" = String, Path)),
+    responses((status = 200, body = RevisionList), (status = 404, body = Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn revisions(
+    State(state): State<AppState>,
+    AuthedCaller(caller): AuthedCaller,
+    AppPath(name): AppPath<String>,
+) -> Result<Response, AppError> {
+    let items = state.provisioner.revisions(&caller, &name).await?;
+    Ok(json(&serde_json::json!({ "items": items })).into_response())
 }
 
 /// The plans a store may have, and what each grants.

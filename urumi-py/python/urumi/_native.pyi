@@ -203,6 +203,10 @@ class Store:
     @property
     def suspended(self) -> bool:
         """Suspended: no pod runs and no Ingress exists; volumes and credentials are kept."""
+    @property
+    def chart(self) -> Optional[dict[str, Any]]:
+        """The chart it runs, ``{"version", "appVersion", "outdated"}``, or ``None`` before
+        its release step."""
     def to_dict(self) -> dict[str, Any]:
         """The HTTP API's Store JSON as a dict (camelCase keys)."""
 
@@ -388,6 +392,12 @@ class Provisioner:
         self, name: str, *, idempotency_key: Optional[str] = None, if_version: Optional[int] = None
     ) -> Store:
         """Provisions a ``Failed`` store again from the step that failed."""
+    async def upgrade(
+        self, name: str, *, idempotency_key: Optional[str] = None, if_version: Optional[int] = None
+    ) -> Store:
+        """Moves an outdated store to the bundled chart (``Updating``, then ``Ready`` on it; a
+        failed upgrade is rolled back and the store is Ready on its previous chart). Not
+        outdated: unchanged."""
     async def suspend(
         self, name: str, *, idempotency_key: Optional[str] = None, if_version: Optional[int] = None
     ) -> Store:
@@ -413,6 +423,9 @@ class Provisioner:
     async def usage(self, name: str) -> dict[str, Any]:
         """What the store uses of its plan (quota ``used``/``hard`` per resource, its
         volumes), read from the cluster now; as the HTTP API's JSON."""
+    async def revisions(self, name: str) -> builtins.list[dict[str, Any]]:
+        """The revisions of the store's release, oldest first (helm's history); as the
+        HTTP API's JSON items."""
     def plans(self) -> builtins.list[dict[str, Any]]:
         """Every plan and what it grants, smallest first (not awaited)."""
     async def verify(self, name: str) -> dict[str, Any]:
@@ -506,6 +519,12 @@ class SyncProvisioner:
         self, name: str, *, idempotency_key: Optional[str] = None, if_version: Optional[int] = None
     ) -> Store:
         """Provisions a ``Failed`` store again from the step that failed."""
+    def upgrade(
+        self, name: str, *, idempotency_key: Optional[str] = None, if_version: Optional[int] = None
+    ) -> Store:
+        """Moves an outdated store to the bundled chart (``Updating``, then ``Ready`` on it; a
+        failed upgrade is rolled back and the store is Ready on its previous chart). Not
+        outdated: unchanged."""
     def suspend(
         self, name: str, *, idempotency_key: Optional[str] = None, if_version: Optional[int] = None
     ) -> Store:
@@ -531,6 +550,9 @@ class SyncProvisioner:
     def usage(self, name: str) -> dict[str, Any]:
         """What the store uses of its plan (quota ``used``/``hard`` per resource, its
         volumes), read from the cluster now; as the HTTP API's JSON."""
+    def revisions(self, name: str) -> builtins.list[dict[str, Any]]:
+        """The revisions of the store's release, oldest first (helm's history); as the
+        HTTP API's JSON items."""
     def plans(self) -> builtins.list[dict[str, Any]]:
         """Every plan and what it grants, smallest first."""
     def verify(self, name: str) -> dict[str, Any]:

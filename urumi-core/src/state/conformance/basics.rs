@@ -21,6 +21,11 @@ pub async fn case_insert_then_get_round_trips(store: Arc<dyn StateStore>) {
     s.attempts = 2;
     s.managed_by = Some("Store team-a/shop1".into());
     s.suspended = true;
+    s.chart = Some(store::StoreChart {
+        version: "0.2.0".into(),
+        app_version: "7.1.0".into(),
+        outdated: false,
+    });
     let stored = insert_ok(&store, &s).await;
     assert_eq!(stored.version, 1, "a new record starts at version 1");
     let got = store.get(&name("shop1")).await.expect("get after insert");
@@ -34,6 +39,7 @@ pub async fn case_insert_then_get_round_trips(store: Arc<dyn StateStore>) {
     assert_eq!(got.provisioning_seconds, Some(12.5));
     assert_eq!(got.managed_by.as_deref(), Some("Store team-a/shop1"));
     assert!(got.suspended, "suspended is stored");
+    assert_eq!(got.chart, s.chart, "the chart is stored");
 }
 
 pub async fn case_duplicate_name_is_store_exists(store: Arc<dyn StateStore>) {
@@ -182,8 +188,16 @@ pub async fn case_update_bumps_version_and_refuses_stale(store: Arc<dyn StateSto
     assert!(v3.suspended, "an update writes suspended");
     let mut resume = v3.clone();
     resume.suspended = false;
+    resume.chart = Some(store::StoreChart {
+        version: "0.3.0".into(),
+        app_version: "".into(),
+        outdated: false,
+    });
+    resume.rollback_to = Some(3);
     let current = store.update(&resume).await.expect("resume");
+    assert_eq!(current.rollback_to, Some(3), "an update writes rollback_to");
     assert!(!current.suspended, "and clears it");
+    assert_eq!(current.chart, resume.chart, "an update writes the chart");
     assert_eq!(current.version, 4);
     let mut stale = v1.clone();
     stale.message = "lost update".into();

@@ -152,6 +152,9 @@ pub(crate) fn raw_store(row: &PgRow) -> Result<RawStore> {
         version: get(row, "version")?,
         managed_by: get(row, "managed_by")?,
         suspended: get(row, "suspended")?,
+        chart_version: get(row, "chart_version")?,
+        chart_app_version: get(row, "chart_app_version")?,
+        rollback_to: get(row, "rollback_to")?,
     })
 }
 

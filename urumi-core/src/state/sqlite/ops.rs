@@ -105,7 +105,7 @@ impl StateStore for SqliteStore {
         let row = sqlx::query(concat!(
             "INSERT INTO stores (",
             store_cols!(),
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1, ?16, ?17) RETURNING ",
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, 1, ?16, ?17, ?18, ?19, ?20) RETURNING ",
             store_cols!()
         ))
         .bind(s.name.as_str())
@@ -125,6 +125,9 @@ impl StateStore for SqliteStore {
         .bind(i64::from(s.attempts))
         .bind(&s.managed_by)
         .bind(s.suspended)
+        .bind(s.chart.as_ref().map(|c| c.version.as_str()))
+        .bind(s.chart.as_ref().map(|c| c.app_version.as_str()))
+        .bind(s.rollback_to.map(i64::from))
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| match e {
@@ -207,7 +210,9 @@ impl StateStore for SqliteStore {
             "UPDATE stores SET tenant = ?2, engine = ?3, plan = ?4, status = ?5, step = ?6, \
              message = ?7, namespace = ?8, storefront_url = ?9, admin_url = ?10, \
              updated_at = ?11, ready_at = ?12, provisioning_seconds = ?13, attempts = ?14, \
-             suspended = ?16, version = version + 1 WHERE name = ?1 AND version = ?15 RETURNING ",
+             suspended = ?16, chart_version = ?17, chart_app_version = ?18, \
+             rollback_to = ?19, \
+             version = version + 1 WHERE name = ?1 AND version = ?15 RETURNING ",
             store_cols!()
         ))
         .bind(s.name.as_str())
@@ -226,6 +231,9 @@ impl StateStore for SqliteStore {
         .bind(i64::from(s.attempts))
         .bind(i64::try_from(s.version).unwrap_or(i64::MAX))
         .bind(s.suspended)
+        .bind(s.chart.as_ref().map(|c| c.version.as_str()))
+        .bind(s.chart.as_ref().map(|c| c.app_version.as_str()))
+        .bind(s.rollback_to.map(i64::from))
         .fetch_optional(&mut *tx)
         .await
         .map_err(err("update"))?;
