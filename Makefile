@@ -42,6 +42,7 @@ helm-resident:
 bench:
 	@eval "$$(tests/postgres/up)" && cargo bench -p urumi-core --bench state
 	@eval "$$(tests/cluster/up)" && cargo bench -p urumi-core --bench lifecycle
+	@eval "$$(tests/cluster/up)" && cargo bench -p urumi-core --bench fleet
 	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null
 	@mkdir -p target/bench && eval "$$(tests/cluster/up)" && \
 	  cargo bench -p urumi-http --bench http | tee target/bench/http.md
