@@ -73,6 +73,13 @@ export declare class NativeProvisioner {
    */
   retry(name: string, opts?: RequestOpts | undefined | null): Promise<unknown>
   /**
+   * Moves an outdated store (`chart.outdated`) to the bundled chart: `Updating`, then
+   * `Ready` on it; a failed upgrade is rolled back and the store is Ready on its previous
+   * chart. Not outdated: unchanged. Rejects with `not_found`, `conflict` (not Ready),
+   * `managed_externally`, `precondition_failed`.
+   */
+  upgrade(name: string, opts?: RequestOpts | undefined | null): Promise<unknown>
+  /**
    * Stops a Ready store: `Updating`, then `Ready` with `suspended: true` (no pod, no
    * Ingress; volumes and credentials kept). Already suspended: unchanged.
    * Rejects with `not_found`, `conflict` (not Ready), `managed_externally`.
