@@ -97,8 +97,8 @@ async fn provisioner(
     concurrency: usize,
     chart: Option<&'static [u8]>,
 ) -> KubeProvisioner {
-    let mut builder = KubeProvisioner::builder(client.clone(), state.clone())
-        .settings(settings(concurrency));
+    let mut builder =
+        KubeProvisioner::builder(client.clone(), state.clone()).settings(settings(concurrency));
     if let Some(bytes) = chart {
         let mut engines = Engines::empty();
         engines.register(Arc::new(
@@ -149,7 +149,9 @@ async fn all_ready(
 
 fn main() {
     if std::env::var_os("KUBECONFIG").is_none() {
-        eprintln!("fleet bench: KUBECONFIG is not set. Start the local cluster first:\n  eval \"$(tests/cluster/up)\"");
+        eprintln!(
+            "fleet bench: KUBECONFIG is not set. Start the local cluster first:\n  eval \"$(tests/cluster/up)\""
+        );
         std::process::exit(1);
     }
     let stores: usize = std::env::var("URUMI_BENCH_FLEET")
