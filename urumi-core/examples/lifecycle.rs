@@ -8,6 +8,7 @@
 //! cargo run -p urumi-core --example lifecycle -- usage NAME --state sqlite://urumi.db
 //! cargo run -p urumi-core --example lifecycle -- suspend NAME --state sqlite://urumi.db
 //! cargo run -p urumi-core --example lifecycle -- resume NAME --state sqlite://urumi.db
+//! cargo run -p urumi-core --example lifecycle -- upgrade NAME --state sqlite://urumi.db --chart woocommerce-store-0.3.0.tgz
 //! ```
 //! `up` creates the store if absent, follows it until Ready, prints it as JSON on stdout
 //! and exits 0 (1 if it failed). `down` deletes it and waits until nothing remains.
@@ -16,10 +17,13 @@
 //! `resize` changes a Ready store's plan and follows it until Ready again (exit 1 if it
 //! failed or was refused); `usage` prints what the store uses of its plan. `suspend` stops
 //! a Ready store (no pod, no Ingress; volumes and credentials kept) and `resume` starts it
-//! again; both follow it until Ready and print it.
+//! again; both follow it until Ready and print it. `upgrade` moves the store to the chart
+//! of `--chart` (a packaged `woocommerce-store`, e.g. from `helm package`; without it, the
+//! chart built in) and follows it until Ready (on the new chart, or rolled back).
 //! Progress goes to stderr. The cluster comes from `$KUBECONFIG` (or in-cluster), `helm`
 //! from `PATH`. Other flags: `--base-domain D`, `--lease-ttl SECS`, `--timeout SECS`,
-//! `--concurrency N`, and for least privilege (charts/urumi's service account)
+//! `--concurrency N`, `--chart FILE.tgz` (the WooCommerce chart to bundle instead of the
+//! built-in one), and for least privilege (charts/urumi's service account)
 //! `--store-role CLUSTERROLE --service-account NAMESPACE/NAME`. With `URUMI_HELM_RESIDENT`
 //! set (a path or a name on `PATH`), helm's work runs in that resident process
 //! (`helmResident`).
@@ -27,6 +31,7 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
+use urumi_core::engine::{BundledChart, Engines, WooCommerce};
 use urumi_core::orchestrator::StoreAccess;
 use urumi_core::provisioner::CreateOptions;
 use urumi_core::state::ChangeKind;
@@ -47,15 +52,16 @@ struct Args {
     concurrency: Option<usize>,
     store_role: Option<String>,
     service_account: Option<String>,
+    chart: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut it = std::env::args().skip(1);
-    let command = it
-        .next()
-        .ok_or("usage: lifecycle up|down|verify|resize|usage|suspend|resume NAME --state URL")?;
-    const COMMANDS: [&str; 7] = [
-        "up", "down", "verify", "resize", "usage", "suspend", "resume",
+    let command = it.next().ok_or(
+        "usage: lifecycle up|down|verify|resize|usage|suspend|resume|upgrade NAME --state URL",
+    )?;
+    const COMMANDS: [&str; 8] = [
+        "up", "down", "verify", "resize", "usage", "suspend", "resume", "upgrade",
     ];
     if !COMMANDS.contains(&command.as_str()) {
         return Err(format!(
@@ -75,6 +81,7 @@ fn parse_args() -> Result<Args, String> {
         concurrency: None,
         store_role: None,
         service_account: None,
+        chart: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or(format!("{flag} needs a value"));
@@ -97,6 +104,7 @@ fn parse_args() -> Result<Args, String> {
             }
             "--store-role" => args.store_role = Some(value()?),
             "--service-account" => args.service_account = Some(value()?),
+            "--chart" => args.chart = Some(value()?),
             other => return Err(format!("unknown flag {other}")),
         }
     }
@@ -177,10 +185,16 @@ async fn run() -> Result<ExitCode, String> {
         (None, None) => {}
         _ => return Err("--store-role and --service-account go together".to_owned()),
     }
-    let provisioner = KubeProvisioner::builder(client, state)
-        .settings(settings)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let mut builder = KubeProvisioner::builder(client, state).settings(settings);
+    if let Some(path) = &args.chart {
+        let bytes = std::fs::read(path).map_err(|e| format!("--chart {path}: {e}"))?;
+        // Held for the life of the process, as a chart built in is.
+        let chart = BundledChart::new("woocommerce-store", Box::leak(bytes.into_boxed_slice()));
+        let mut engines = Engines::empty();
+        engines.register(std::sync::Arc::new(WooCommerce::new().with_chart(chart)));
+        builder = builder.engines(engines);
+    }
+    let provisioner = builder.build().map_err(|e| e.to_string())?;
     let caller = Caller::admin(
         "lifecycle-example",
         TenantId::new("default-tenant").map_err(|e| e.to_string())?,
@@ -234,12 +248,12 @@ async fn run() -> Result<ExitCode, String> {
             return Err(format!("resize refused ({}): {e}", e.kind()));
         }
         ready_and_printed(&provisioner, &caller, &args.name, timeout).await?
-    } else if args.command == "suspend" || args.command == "resume" {
+    } else if ["suspend", "resume", "upgrade"].contains(&args.command.as_str()) {
         let opts = RequestOptions::default();
-        let asked = if args.command == "suspend" {
-            provisioner.suspend(&caller, &args.name, opts).await
-        } else {
-            provisioner.resume(&caller, &args.name, opts).await
+        let asked = match args.command.as_str() {
+            "suspend" => provisioner.suspend(&caller, &args.name, opts).await,
+            "resume" => provisioner.resume(&caller, &args.name, opts).await,
+            _ => provisioner.upgrade(&caller, &args.name, opts).await,
         };
         if let Err(e) = asked {
             return Err(format!("{} refused ({}): {e}", args.command, e.kind()));

@@ -1813,43 +1813,7 @@ async fn a_ready_store_whose_database_loses_its_ready_replica_turns_degraded_and
 /// provisioner built with another chart than this build's.
 fn store_chart_with(version: &str, extra_template: Option<&str>) -> &'static [u8] {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/woocommerce-store");
-    let copy = dir.path().join("woocommerce-store");
-    let status = std::process::Command::new("cp")
-        .args(["-r", source])
-        .arg(&copy)
-        .status()
-        .expect("cp");
-    assert!(status.success(), "copy the chart");
-    let chart_yaml = copy.join("Chart.yaml");
-    let text = std::fs::read_to_string(&chart_yaml).expect("Chart.yaml");
-    let bumped: Vec<String> = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("version:") {
-                format!("version: {version}")
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect();
-    std::fs::write(&chart_yaml, bumped.join("\n") + "\n").expect("write Chart.yaml");
-    if let Some(template) = extra_template {
-        std::fs::write(copy.join("templates").join("zz-extra.yaml"), template)
-            .expect("write the extra template");
-    }
-    let out = std::process::Command::new("helm")
-        .args(["package", "--destination"])
-        .arg(dir.path())
-        .arg(&copy)
-        .output()
-        .expect("helm package");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tgz = dir.path().join(format!("woocommerce-store-{version}.tgz"));
+    let tgz = packaged_store_chart(dir.path(), version, extra_template);
     Box::leak(
         std::fs::read(tgz)
             .expect("packaged chart")

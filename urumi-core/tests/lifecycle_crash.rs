@@ -14,6 +14,10 @@
 //!
 //!  lifecycle resize NAME --plan large … ──"[NAME] Updating release"──▶ kill -9 (group)
 //!  lifecycle resize NAME --plan large … ──▶ Ready on large, quota settled, one deployed release
+//!
+//!  lifecycle upgrade NAME --chart 9.9.9.tgz … ──"[NAME] Updating release"──▶ kill -9 (group)
+//!  lifecycle upgrade NAME --chart 9.9.9.tgz … ──▶ Ready on 9.9.9, one deployed release,
+//!     no pending-*
 //! ```
 //!
 //! SQLite has one owner process: the restarted one takes the store back at once (Ready
@@ -435,6 +439,97 @@ async fn a_plan_change_killed_in_its_release_step_then_restarted_ends_on_the_new
         .0
         .clone();
     assert_eq!(pods, "40", "the quota settled to the large plan");
+    let out = Command::new(&bin)
+        .args(["down", &name, "--state", &state_url])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .expect("run lifecycle down");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An upgrade to a new chart killed with SIGKILL (with its helm) while its release step
+/// runs, then asked for again by a new process: the store ends Ready on the new chart,
+/// one deployed release, no `pending-*` revision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upgrade_killed_in_its_release_step_then_restarted_ends_on_the_new_chart() {
+    let bin = lifecycle_binary();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let state_url = format!("sqlite://{}", dir.path().join("urumi.db").display());
+    let chart = packaged_store_chart(dir.path(), "9.9.9", None);
+    let name = unique("lc-kill-upgrade");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    let ns = namespace_of(&name);
+    let out = up(&bin, &name, &state_url, SQLITE_LEASE_SECS)
+        .output()
+        .await
+        .expect("run lifecycle up");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let upgrade = |bin: &PathBuf| {
+        let mut cmd = Command::new(bin);
+        cmd.args(["upgrade", &name, "--state", &state_url, "--chart"])
+            .arg(&chart)
+            .args([
+                "--lease-ttl",
+                &SQLITE_LEASE_SECS.to_string(),
+                "--timeout",
+                "240",
+            ])
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        cmd
+    };
+
+    let marker = format!("[{name}] Updating release");
+    let (mut child, pid, _stderr) = started_until(upgrade(&bin), &marker).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pid}")])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    child.wait().await.expect("wait for the killed process");
+    let record = urumi_core::state::open(&state_url)
+        .await
+        .expect("open the state file")
+        .get(&StoreName::new(name.clone()).expect("name"))
+        .await
+        .expect("the record survived");
+    assert_eq!(record.status, Status::Updating, "{record:?}");
+
+    let started = std::time::Instant::now();
+    let out = tokio::time::timeout(Duration::from_secs(300), upgrade(&bin).output())
+        .await
+        .expect("the restarted process finishes")
+        .expect("run lifecycle upgrade again");
+    assert!(
+        out.status.success(),
+        "restarted upgrade exited {:?}; stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the store as JSON");
+    assert_eq!(
+        (&store["status"], &store["chart"]["version"]),
+        (&serde_json::json!("Ready"), &serde_json::json!("9.9.9")),
+        "{store}"
+    );
+    report_count(&format!(
+        "crash: kill -9 in an upgrade's release step: restart → Ready on the new chart in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    let releases = helm_list(&ns).await;
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    assert_eq!(releases[0].status, "deployed", "{releases:?}");
     let out = Command::new(&bin)
         .args(["down", &name, "--state", &state_url])
         .stdin(Stdio::null())
