@@ -355,19 +355,19 @@ async fn a_second_process_on_the_same_sqlite_file_is_refused() {
     assert!(again.is_ok(), "{again:?}");
 }
 
-/// A plan change killed with SIGKILL (the whole process group, its helm included) while
-/// its release step runs, then asked for again by a new process: the store ends Ready on
-/// the new plan, its quota settled to it, one deployed release, no `pending-*`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plan_change_killed_in_its_release_step_then_restarted_ends_on_the_new_plan() {
+/// A Ready store `name` (made by `lifecycle up` on `state_url`) whose change — `lifecycle
+/// <args>` — is killed with SIGKILL (the whole process group, its helm included) while its
+/// release step runs, then asked for again by a new process, which must exit 0. Returns the
+/// store it printed and the seconds the restart took; checks one deployed release, no
+/// `pending-*`, and removes the store.
+async fn change_killed_in_its_release_step_then_restarted(
+    name: &str,
+    state_url: &str,
+    args: &[&std::ffi::OsStr],
+) -> (serde_json::Value, f64) {
     let bin = lifecycle_binary();
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let state_url = format!("sqlite://{}", dir.path().join("urumi.db").display());
-    let name = unique("lc-kill-plan");
-    let mut cleanup = Cleanup::default();
-    cleanup.add(&name);
-    let ns = namespace_of(&name);
-    let out = up(&bin, &name, &state_url, SQLITE_LEASE_SECS)
+    let ns = namespace_of(name);
+    let out = up(&bin, name, state_url, SQLITE_LEASE_SECS)
         .output()
         .await
         .expect("run lifecycle up");
@@ -376,71 +376,54 @@ async fn a_plan_change_killed_in_its_release_step_then_restarted_ends_on_the_new
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let resize = |bin: &PathBuf| {
+    let change = |bin: &PathBuf| {
         let mut cmd = Command::new(bin);
-        cmd.args(["resize", &name, "--plan", "large", "--state", &state_url])
-            .args([
-                "--lease-ttl",
-                &SQLITE_LEASE_SECS.to_string(),
-                "--timeout",
-                "240",
-            ])
+        cmd.args(args)
+            .args(["--state", state_url, "--timeout", "240", "--lease-ttl"])
+            .arg(SQLITE_LEASE_SECS.to_string())
             .stdin(Stdio::null())
             .kill_on_drop(true);
         cmd
     };
-
     let marker = format!("[{name}] Updating release");
-    let (mut child, pid, _stderr) = started_until(resize(&bin), &marker).await;
+    let (mut child, pid, _stderr) = started_until(change(&bin), &marker).await;
     let killed = std::process::Command::new("kill")
         .args(["-KILL", "--", &format!("-{pid}")])
         .status()
         .expect("run kill");
     assert!(killed.success());
     child.wait().await.expect("wait for the killed process");
-    let record = urumi_core::state::open(&state_url)
+    let record = urumi_core::state::open(state_url)
         .await
         .expect("open the state file")
-        .get(&StoreName::new(name.clone()).expect("name"))
+        .get(&StoreName::new(name).expect("name"))
         .await
         .expect("the record survived");
     assert_eq!(record.status, Status::Updating, "{record:?}");
 
     let started = std::time::Instant::now();
-    let out = tokio::time::timeout(Duration::from_secs(300), resize(&bin).output())
+    let out = tokio::time::timeout(Duration::from_secs(300), change(&bin).output())
         .await
         .expect("the restarted process finishes")
-        .expect("run lifecycle resize again");
+        .expect("run the change again");
     assert!(
         out.status.success(),
-        "restarted resize exited {:?}; stderr:\n{}",
+        "the restarted change exited {:?}; stderr:\n{}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    let took = started.elapsed().as_secs_f64();
     let store: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the store as JSON");
-    assert_eq!(
-        (&store["status"], &store["plan"]),
-        (&serde_json::json!("Ready"), &serde_json::json!("large")),
-        "{store}"
-    );
-    report_count(&format!(
-        "crash: kill -9 in a plan change's release step: restart → Ready on the new plan in {:.1} s",
-        started.elapsed().as_secs_f64()
-    ));
     let releases = helm_list(&ns).await;
     assert_eq!(releases.len(), 1, "{releases:?}");
     assert_eq!(releases[0].status, "deployed", "{releases:?}");
-    let client = kube_client().await;
-    let quota = kube::Api::<k8s_openapi::api::core::v1::ResourceQuota>::namespaced(client, &ns)
-        .get("urumi-quota")
-        .await
-        .expect("quota");
-    let pods = quota.spec.and_then(|s| s.hard).expect("hard")["pods"]
-        .0
-        .clone();
-    assert_eq!(pods, "40", "the quota settled to the large plan");
-    let out = Command::new(&bin)
-        .args(["down", &name, "--state", &state_url])
+    (store, took)
+}
+
+/// Removes store `name` with `lifecycle down`.
+async fn down(name: &str, state_url: &str) {
+    let out = Command::new(lifecycle_binary())
+        .args(["down", name, "--state", state_url])
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output()
@@ -453,93 +436,66 @@ async fn a_plan_change_killed_in_its_release_step_then_restarted_ends_on_the_new
     );
 }
 
-/// An upgrade to a new chart killed with SIGKILL (with its helm) while its release step
-/// runs, then asked for again by a new process: the store ends Ready on the new chart,
-/// one deployed release, no `pending-*` revision.
+/// A plan change killed in its release step, then asked for again: the store ends Ready on
+/// the new plan, its quota settled to it, one deployed release, no `pending-*`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_change_killed_in_its_release_step_then_restarted_ends_on_the_new_plan() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let state_url = format!("sqlite://{}", dir.path().join("urumi.db").display());
+    let name = unique("lc-kill-plan");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(&name);
+    let args = ["resize", &name, "--plan", "large"].map(std::ffi::OsStr::new);
+    let (store, took) =
+        change_killed_in_its_release_step_then_restarted(&name, &state_url, &args).await;
+    assert_eq!(
+        (&store["status"], &store["plan"]),
+        (&serde_json::json!("Ready"), &serde_json::json!("large")),
+        "{store}"
+    );
+    report_count(&format!(
+        "crash: kill -9 in a plan change's release step: restart → Ready on the new plan in {took:.1} s"
+    ));
+    let client = kube_client().await;
+    let quota = kube::Api::<k8s_openapi::api::core::v1::ResourceQuota>::namespaced(
+        client,
+        &namespace_of(&name),
+    )
+    .get("urumi-quota")
+    .await
+    .expect("quota");
+    let pods = quota.spec.and_then(|s| s.hard).expect("hard")["pods"]
+        .0
+        .clone();
+    assert_eq!(pods, "40", "the quota settled to the large plan");
+    down(&name, &state_url).await;
+}
+
+/// An upgrade to a new chart killed in its release step, then asked for again: the store
+/// ends Ready on the new chart, one deployed release, no `pending-*` revision.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upgrade_killed_in_its_release_step_then_restarted_ends_on_the_new_chart() {
-    let bin = lifecycle_binary();
     let dir = tempfile::tempdir().expect("temporary directory");
     let state_url = format!("sqlite://{}", dir.path().join("urumi.db").display());
     let chart = packaged_store_chart(dir.path(), "9.9.9", None);
     let name = unique("lc-kill-upgrade");
     let mut cleanup = Cleanup::default();
     cleanup.add(&name);
-    let ns = namespace_of(&name);
-    let out = up(&bin, &name, &state_url, SQLITE_LEASE_SECS)
-        .output()
-        .await
-        .expect("run lifecycle up");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let upgrade = |bin: &PathBuf| {
-        let mut cmd = Command::new(bin);
-        cmd.args(["upgrade", &name, "--state", &state_url, "--chart"])
-            .arg(&chart)
-            .args([
-                "--lease-ttl",
-                &SQLITE_LEASE_SECS.to_string(),
-                "--timeout",
-                "240",
-            ])
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        cmd
-    };
-
-    let marker = format!("[{name}] Updating release");
-    let (mut child, pid, _stderr) = started_until(upgrade(&bin), &marker).await;
-    let killed = std::process::Command::new("kill")
-        .args(["-KILL", "--", &format!("-{pid}")])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    child.wait().await.expect("wait for the killed process");
-    let record = urumi_core::state::open(&state_url)
-        .await
-        .expect("open the state file")
-        .get(&StoreName::new(name.clone()).expect("name"))
-        .await
-        .expect("the record survived");
-    assert_eq!(record.status, Status::Updating, "{record:?}");
-
-    let started = std::time::Instant::now();
-    let out = tokio::time::timeout(Duration::from_secs(300), upgrade(&bin).output())
-        .await
-        .expect("the restarted process finishes")
-        .expect("run lifecycle upgrade again");
-    assert!(
-        out.status.success(),
-        "restarted upgrade exited {:?}; stderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let store: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the store as JSON");
+    let args = [
+        std::ffi::OsStr::new("upgrade"),
+        std::ffi::OsStr::new(&name),
+        std::ffi::OsStr::new("--chart"),
+        chart.as_os_str(),
+    ];
+    let (store, took) =
+        change_killed_in_its_release_step_then_restarted(&name, &state_url, &args).await;
     assert_eq!(
         (&store["status"], &store["chart"]["version"]),
         (&serde_json::json!("Ready"), &serde_json::json!("9.9.9")),
         "{store}"
     );
     report_count(&format!(
-        "crash: kill -9 in an upgrade's release step: restart → Ready on the new chart in {:.1} s",
-        started.elapsed().as_secs_f64()
+        "crash: kill -9 in an upgrade's release step: restart → Ready on the new chart in {took:.1} s"
     ));
-    let releases = helm_list(&ns).await;
-    assert_eq!(releases.len(), 1, "{releases:?}");
-    assert_eq!(releases[0].status, "deployed", "{releases:?}");
-    let out = Command::new(&bin)
-        .args(["down", &name, "--state", &state_url])
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .output()
-        .await
-        .expect("run lifecycle down");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    down(&name, &state_url).await;
 }
