@@ -539,14 +539,7 @@ impl Inner {
         };
         let result = self
             .transition(&caller, &name, &opts, idem.as_ref(), |store| {
-                if let Some(manager) = &store.managed_by
-                    && opts.managed_by.as_ref() != Some(manager)
-                {
-                    return Err(Error::ManagedExternally {
-                        name: store.name.to_string(),
-                        manager: manager.clone(),
-                    });
-                }
+                check_manager(store, &opts)?;
                 if store.status == Status::Deleting {
                     return Ok(false);
                 }
@@ -663,14 +656,7 @@ impl Inner {
         let store = self.visible(caller, name).await?;
         check_version(&store, opts)?;
         let check = |store: &Store| -> Result<bool> {
-            if let Some(manager) = &store.managed_by
-                && opts.managed_by.as_ref() != Some(manager)
-            {
-                return Err(Error::ManagedExternally {
-                    name: store.name.to_string(),
-                    manager: manager.clone(),
-                });
-            }
+            check_manager(store, opts)?;
             if store.plan == plan {
                 return Ok(false);
             }
@@ -801,14 +787,7 @@ impl Inner {
         let mut moved = None;
         let (store, changed) = self
             .transition(caller, name, opts, idem, |store| {
-                if let Some(manager) = &store.managed_by
-                    && opts.managed_by.as_ref() != Some(manager)
-                {
-                    return Err(Error::ManagedExternally {
-                        name: store.name.to_string(),
-                        manager: manager.clone(),
-                    });
-                }
+                check_manager(store, opts)?;
                 let Some(to) = target(store) else {
                     return Ok(false);
                 };
@@ -861,14 +840,7 @@ impl Inner {
         };
         let result = self
             .transition(&caller, &name, &opts, idem.as_ref(), |store| {
-                if let Some(manager) = &store.managed_by
-                    && opts.managed_by.as_ref() != Some(manager)
-                {
-                    return Err(Error::ManagedExternally {
-                        name: store.name.to_string(),
-                        manager: manager.clone(),
-                    });
-                }
+                check_manager(store, &opts)?;
                 let settled = matches!(
                     store.status,
                     Status::Ready | Status::Degraded | Status::Updating
@@ -1005,6 +977,19 @@ impl Inner {
             .publish(StoreChange::Updated(store.clone()));
         self.orchestrator.wake();
         Ok(store)
+    }
+}
+
+/// A store a `Store` object manages may be changed only on behalf of that object.
+fn check_manager(store: &Store, opts: &RequestOptions) -> Result<()> {
+    match &store.managed_by {
+        Some(manager) if opts.managed_by.as_ref() != Some(manager) => {
+            Err(Error::ManagedExternally {
+                name: store.name.to_string(),
+                manager: manager.clone(),
+            })
+        }
+        _ => Ok(()),
     }
 }
 
