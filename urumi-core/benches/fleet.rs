@@ -18,6 +18,9 @@
 //! Ready): this measures Urumi, helm and the control plane, not WordPress starting.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "../tests/lifecycle_support/chart.rs"]
+mod chart;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,43 +54,10 @@ fn percentile(values: &[f64], p: f64) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// The store chart packaged with its version set to `version`.
+/// The store chart packaged with its version set to `version`, held for the whole run.
 fn chart_at(version: &str) -> &'static [u8] {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let source = concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/woocommerce-store");
-    let copy = dir.path().join("woocommerce-store");
-    let ok = std::process::Command::new("cp")
-        .args(["-r", source])
-        .arg(&copy)
-        .status()
-        .expect("cp")
-        .success();
-    assert!(ok, "copy the chart");
-    let chart_yaml = copy.join("Chart.yaml");
-    let text = std::fs::read_to_string(&chart_yaml).expect("Chart.yaml");
-    let bumped: Vec<String> = text
-        .lines()
-        .map(|l| {
-            if l.starts_with("version:") {
-                format!("version: {version}")
-            } else {
-                l.to_owned()
-            }
-        })
-        .collect();
-    std::fs::write(&chart_yaml, bumped.join("\n") + "\n").expect("write Chart.yaml");
-    let out = std::process::Command::new("helm")
-        .args(["package", "--destination"])
-        .arg(dir.path())
-        .arg(&copy)
-        .output()
-        .expect("helm package");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tgz = dir.path().join(format!("woocommerce-store-{version}.tgz"));
+    let tgz = chart::packaged_store_chart(dir.path(), version, None);
     Box::leak(std::fs::read(tgz).expect("packaged").into_boxed_slice())
 }
 
